@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+// vmrd's command line: check the config, list plugins, or run the daemon.
+#include <cstdio>
+#include <iostream>
+#include <sysexits.h>
+
+#include <boost/program_options.hpp>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "plugin_loader.h"
+#include "psi_monitor.h"
+
+namespace po = boost::program_options;
+using namespace vmrd;
+
+namespace {
+
+struct Cli {
+	std::string config = VMRD_SYSCONFDIR "/vmrd/vmrd.yaml";
+	bool configGiven = false;
+	bool checkConfig = false;
+	bool listPlugins = false;
+	bool dryRun = false;
+	std::vector<std::string> pluginDirs;
+	std::string logLevel;
+};
+
+// --plugin-dir first, then the config's backend.plugin_dir, then the built-in one.
+std::vector<std::string> pluginDirs(const Cli &cli, const Config *config)
+{
+	std::vector<std::string> dirs = cli.pluginDirs;
+	if (config && !config->backend.pluginDir.empty())
+		dirs.push_back(config->backend.pluginDir);
+	dirs.push_back(defaultPluginDir());
+	return dirs;
+}
+
+int listPlugins(const Cli &cli)
+{
+	std::optional<Config> config;
+	// The default config is optional here; one named with --config is not.
+	if (cli.configGiven) {
+		auto c = loadConfig(cli.config);
+		if (!c) {
+			std::cerr << c.error().message << "\n";
+			return EX_CONFIG;
+		}
+		config = *c;
+	}
+	PluginLoader loader(pluginDirs(cli, config ? &*config : nullptr));
+	bool any = false;
+	for (const auto &l : loader.list()) {
+		if (l.ok) {
+			any = true;
+			std::cout << l.info.name << "\t" << l.info.version << "\t" << l.info.vendor << "\tABI "
+			          << l.info.abiMajor << "." << l.info.abiMinor << "\t" << l.info.path << "\n"
+			          << "\t" << l.info.description << "\n";
+		} else {
+			std::cout << "rejected\t" << l.path << ": " << l.problem << "\n";
+		}
+	}
+	if (!any) {
+		std::cout << "no plugins found in";
+		for (const auto &d : loader.dirs())
+			std::cout << " " << d;
+		std::cout << "\n";
+	}
+	return 0;
+}
+
+void printPlan(const Config &c, const Backend &b, const BackendState &s)
+{
+	const auto &info = b.plugin().info();
+	std::cout << "config " << c.file << " is valid\n"
+	          << "backend: " << info.name << " " << info.version << " (" << info.vendor << ", ABI " << info.abiMajor
+	          << "." << info.abiMinor << ") from " << info.path << "\n"
+	          << "  device: " << formatSize(s.plugged) << " plugged, range " << formatSize(s.minBytes) << " to "
+	          << formatSize(s.maxBytes) << ", block " << formatSize(s.blockSize) << "\n"
+	          << "psi sources:";
+	if (c.psi.system)
+		std::cout << " " << c.paths.procfs << "/pressure/memory";
+	for (const auto &g : c.psi.cgroups)
+		std::cout << " " << g;
+	std::cout << "\npsi triggers:";
+	for (const auto &t : c.psi.triggers)
+		std::cout << " [" << describeTrigger(t) << "]";
+	const auto &p = c.policy;
+	std::cout << "\npolicy: " << p.preset << ": grow_step " << formatSize(p.growStep) << ", grow_step_max "
+	          << formatSize(p.growStepMax) << ", repeat_window " << formatDuration(p.repeatWindow) << ", headroom "
+	          << formatSize(p.headroom) << ", shrink_idle " << formatDuration(p.shrinkIdle) << ", shrink_step_max "
+	          << formatSize(p.shrinkStepMax) << ", backoff_max " << formatDuration(p.backoffMax) << "\n"
+	          << "limits: min " << formatSize(c.limits.min) << ", max "
+	          << (c.limits.max ? formatSize(c.limits.max) : std::string("the backend's")) << ", step_max "
+	          << formatSize(c.limits.stepMax) << ", min_interval " << formatDuration(c.limits.minInterval) << "\n";
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	Cli cli;
+	po::options_description desc("Usage: vmrd [OPTIONS]\n\n"
+	                             "Resizes this VM's memory with its workload, driven by PSI.\n\nOptions");
+	// clang-format off
+	desc.add_options()
+		("config,c", po::value<std::string>(&cli.config),
+		 "configuration file (default " VMRD_SYSCONFDIR "/vmrd/vmrd.yaml)")
+		("check-config", po::bool_switch(&cli.checkConfig),
+		 "validate the config, create the backend, print the plan, exit (78 on error)")
+		("list-plugins", po::bool_switch(&cli.listPlugins),
+		 "list the plugins found and why any file was rejected")
+		("plugin-dir", po::value<std::vector<std::string>>(&cli.pluginDirs)->composing(),
+		 "search this plugin directory first (repeatable)")
+		("log-level", po::value<std::string>(&cli.logLevel),
+		 "error, warning, info or debug (overrides logging.level)")
+		("dry-run", po::bool_switch(&cli.dryRun), "decide and log, but never plug or unplug")
+		("version", "print the version and plugin ABI, exit")
+		("help,h", "print this help, exit");
+	// clang-format on
+	po::variables_map vm;
+	try {
+		po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+		po::notify(vm);
+	} catch (const po::error &e) {
+		std::cerr << "vmrd: " << e.what() << "\nTry 'vmrd --help'.\n";
+		return EX_USAGE;
+	}
+	if (vm.count("help")) {
+		std::cout << desc << "\n";
+		return 0;
+	}
+	if (vm.count("version")) {
+		std::cout << "vmrd " VMRD_VERSION " (plugin ABI " << VMRD_ABI_MAJOR << "." << VMRD_ABI_MINOR << ")\n";
+		return 0;
+	}
+	cli.configGiven = vm.count("config") > 0;
+	if (!cli.logLevel.empty()) {
+		auto l = parseLogLevel(cli.logLevel);
+		if (!l) {
+			std::cerr << "vmrd: --log-level: '" << cli.logLevel
+			          << "' is not error, warning, info or debug\n";
+			return EX_USAGE;
+		}
+	}
+	if (cli.listPlugins)
+		return listPlugins(cli);
+
+	auto config = loadConfig(cli.config);
+	if (!config) {
+		std::cerr << config.error().message << "\n";
+		return EX_CONFIG;
+	}
+	setLogLevel(cli.logLevel.empty() ? config->logLevel : *parseLogLevel(cli.logLevel));
+
+	PluginLoader loader(pluginDirs(cli, &*config));
+	auto plugin = loader.load(config->backend.name);
+	if (!plugin) {
+		std::cerr << cli.config << ": backend.name: " << plugin.error().message << "\n";
+		return EX_CONFIG;
+	}
+	auto backend = Backend::create(*plugin, config->backend.options, {config->paths.procfs, config->paths.sysfs});
+	if (!backend) {
+		std::cerr << cli.config << ": backend.options: " << backend.error().message << "\n";
+		return EX_CONFIG;
+	}
+	if (cli.checkConfig) {
+		auto state = (*backend)->state();
+		if (!state) {
+			std::cerr << state.error().message << "\n";
+			return EX_CONFIG;
+		}
+		printPlan(*config, **backend, *state);
+		return 0;
+	}
+	Daemon daemon(*config, std::move(*backend), {cli.dryRun});
+	return daemon.run();
+}

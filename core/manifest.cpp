@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+// Reads a plugin's manifest from its ELF file without loading it.
+//
+// dlopen() runs a library's constructors, so checking the manifest after
+// loading would run code from a file that may not be a vmrd plugin at all.
+// Reading the symbol from the ELF tables first is what libcamera does for
+// its IPA modules.
+#include "manifest.h"
+
+#include <cstring>
+#include <elf.h>
+#include <fstream>
+#include <sstream>
+
+namespace vmrd {
+
+namespace {
+
+template <typename T> bool readAt(std::string_view image, uint64_t offset, T &out)
+{
+	if (offset > image.size() || image.size() - offset < sizeof(T))
+		return false;
+	std::memcpy(&out, image.data() + offset, sizeof(T));
+	return true;
+}
+
+bool readSection(std::string_view image, const Elf64_Ehdr &eh, unsigned index, Elf64_Shdr &sh)
+{
+	if (index >= eh.e_shnum)
+		return false;
+	return readAt(image, eh.e_shoff + uint64_t{index} * eh.e_shentsize, sh);
+}
+
+} // namespace
+
+std::string manifestString(const char *field, size_t size)
+{
+	return std::string(field, strnlen(field, size));
+}
+
+Result<vmrd_manifest> parseManifest(std::string_view image)
+{
+	const Error notElf{-ENOEXEC, "not an ELF64 little-endian shared object"};
+	Elf64_Ehdr eh;
+	if (!readAt(image, 0, eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_type != ET_DYN ||
+	    eh.e_shentsize != sizeof(Elf64_Shdr))
+		return notElf;
+
+	for (unsigned i = 0; i < eh.e_shnum; i++) {
+		Elf64_Shdr symtab, strtab;
+		if (!readSection(image, eh, i, symtab))
+			return notElf;
+		if (symtab.sh_type != SHT_DYNSYM)
+			continue;
+		if (symtab.sh_entsize != sizeof(Elf64_Sym) || !readSection(image, eh, symtab.sh_link, strtab) ||
+		    strtab.sh_offset > image.size() || image.size() - strtab.sh_offset < strtab.sh_size)
+			return notElf;
+		std::string_view names = image.substr(strtab.sh_offset, strtab.sh_size);
+		for (uint64_t s = 0; s < symtab.sh_size / sizeof(Elf64_Sym); s++) {
+			Elf64_Sym sym;
+			if (!readAt(image, symtab.sh_offset + s * sizeof(Elf64_Sym), sym))
+				return notElf;
+			if (sym.st_name >= names.size() || sym.st_shndx == SHN_UNDEF)
+				continue;
+			std::string_view name = names.substr(sym.st_name);
+			name = name.substr(0, name.find('\0'));
+			if (name != VMRD_PLUGIN_MANIFEST_SYMBOL)
+				continue;
+
+			Elf64_Shdr data;
+			vmrd_manifest m;
+			if (sym.st_size < sizeof(m) || !readSection(image, eh, sym.st_shndx, data) ||
+			    data.sh_type == SHT_NOBITS || sym.st_value < data.sh_addr ||
+			    !readAt(image, data.sh_offset + (sym.st_value - data.sh_addr), m))
+				return Error{-EBADMSG,
+				             "the vmrd_plugin_manifest symbol is truncated or outside the file"};
+			if (m.magic != VMRD_MANIFEST_MAGIC)
+				return Error{-EBADMSG, "vmrd_plugin_manifest has a wrong magic number"};
+			return m;
+		}
+		break;
+	}
+	return Error{-ENOENT, "not a vmrd plugin: it exports no vmrd_plugin_manifest symbol"};
+}
+
+Result<vmrd_manifest> readManifest(const std::string &path)
+{
+	constexpr std::streamoff maxSize = 64 << 20;
+	std::ifstream in(path, std::ios::binary);
+	if (!in)
+		return Error{-errno, std::string("cannot open: ") + std::strerror(errno)};
+	in.seekg(0, std::ios::end);
+	std::streamoff size = in.tellg();
+	if (size < 0 || size > maxSize)
+		return Error{-EFBIG, "not a plugin: larger than 64 MiB or unreadable"};
+	std::string image(static_cast<size_t>(size), '\0');
+	in.seekg(0);
+	if (!in.read(image.data(), size))
+		return Error{-EIO, "read error"};
+	return parseManifest(image);
+}
+
+} // namespace vmrd

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+// Reads a plugin's manifest from its ELF file without loading it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <vmrd/plugin.h>
+
+#include "result.h"
+
+namespace vmrd {
+
+// Finds the exported `vmrd_plugin_manifest` symbol in an ELF64 little-endian
+// shared object held in `image` and returns a copy of its bytes.  Pure and
+// bounds-checked: any byte string is safe input.  Errors: -ENOEXEC "not an
+// ELF shared object", -ENOENT "no vmrd_plugin_manifest symbol", -EBADMSG for
+// a manifest that lies outside the file or has a bad magic.
+Result<vmrd_manifest> parseManifest(std::string_view image);
+
+// Reads the file (at most 64 MiB) and parses it.
+Result<vmrd_manifest> readManifest(const std::string &path);
+
+// The manifest's strings, safe to print even if the plugin forgot the NUL.
+std::string manifestString(const char *field, size_t size);
+
+} // namespace vmrd

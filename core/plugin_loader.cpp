@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+// Finds, checks and loads backend plugins through Boost.DLL, and wraps backend objects.
+#include "plugin_loader.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <time.h>
+
+#include <boost/dll/shared_library.hpp>
+
+#include "log.h"
+#include "manifest.h"
+
+namespace vmrd {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char *filePrefix = "vmrd-backend-";
+constexpr const char *fileSuffix = ".so";
+
+// The smallest tables a 1.0 plugin can have.
+constexpr size_t minInfoSize = offsetof(vmrd_plugin_info, ops) + sizeof(void *);
+constexpr size_t minOpsSize = offsetof(vmrd_backend_ops, unplug) + sizeof(void *);
+
+std::string abiString(uint32_t major, uint32_t minor)
+{
+	return std::to_string(major) + "." + std::to_string(minor);
+}
+
+void hostLog(void *data, int level, const char *message)
+{
+	const auto *name = static_cast<const std::string *>(data);
+	LogLevel l = level <= VMRD_LOG_ERROR     ? LogLevel::Error
+	             : level == VMRD_LOG_WARNING ? LogLevel::Warning
+	             : level >= VMRD_LOG_DEBUG   ? LogLevel::Debug
+	                                         : LogLevel::Info;
+	log(l, "backend '" + *name + "': " + (message ? message : "(null)"));
+}
+
+uint64_t hostMonotonicNs(void *)
+{
+	timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A message buffer the plugin writes into; always NUL-terminated after use.
+struct MessageBuffer {
+	std::array<char, 512> buf{};
+	char *data()
+	{
+		buf[0] = '\0';
+		return buf.data();
+	}
+	uint32_t size() const { return static_cast<uint32_t>(buf.size()); }
+	const char *text()
+	{
+		buf.back() = '\0';
+		return buf.data();
+	}
+};
+
+} // namespace
+
+bool validPluginName(const std::string &name)
+{
+	return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+	});
+}
+
+std::string defaultPluginDir()
+{
+	return VMRD_PLUGIN_DIR;
+}
+
+Plugin::Plugin(std::shared_ptr<boost::dll::shared_library> lib, const vmrd_plugin_info *info, PluginInfo meta)
+    : lib_(std::move(lib)), info_(info), meta_(std::move(meta))
+{
+}
+
+Plugin::~Plugin() = default;
+
+PluginLoader::PluginLoader(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
+
+Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, const std::string &name)
+{
+	auto fail = [&](int code, const std::string &what) {
+		return Error{code, "plugin '" + name + "' (" + path + "): " + what};
+	};
+
+	// Check the manifest before any of the plugin's code runs.
+	auto manifest = readManifest(path);
+	if (!manifest)
+		return fail(manifest.error().code, manifest.error().message);
+	const vmrd_manifest &m = *manifest;
+	if (m.abi_major != VMRD_ABI_MAJOR)
+		return fail(-EPROTO, "built for vmrd plugin ABI " + std::to_string(m.abi_major) +
+		                             ", but this vmrd implements ABI " + std::to_string(VMRD_ABI_MAJOR) +
+		                             ": use a plugin built for ABI " + std::to_string(VMRD_ABI_MAJOR));
+	// Written so that it stays right when VMRD_ABI_MINOR is 0.
+	if (m.abi_minor > uint32_t{VMRD_ABI_MINOR} + 0)
+		return fail(-EPROTONOSUPPORT, "needs vmrd plugin ABI " + abiString(m.abi_major, m.abi_minor) +
+		                                      ", newer than the " + abiString(VMRD_ABI_MAJOR, VMRD_ABI_MINOR) +
+		                                      " this vmrd implements: update vmrd");
+	PluginInfo meta;
+	meta.name = manifestString(m.name, sizeof(m.name));
+	meta.version = manifestString(m.version, sizeof(m.version));
+	meta.vendor = manifestString(m.vendor, sizeof(m.vendor));
+	meta.path = path;
+	meta.abiMajor = m.abi_major;
+	meta.abiMinor = m.abi_minor;
+	if (meta.name != name)
+		return fail(-EBADMSG, "its manifest names it '" + meta.name +
+		                              "'; the file must be called vmrd-backend-" + meta.name + ".so");
+
+	auto lib = std::make_shared<boost::dll::shared_library>();
+	try {
+		lib->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+	} catch (const std::exception &e) {
+		return fail(-ELIBBAD, std::string("cannot load: ") + e.what());
+	}
+	if (!lib->has(VMRD_PLUGIN_ENTRY_SYMBOL))
+		return fail(-ENOEXEC, "has a manifest but no " VMRD_PLUGIN_ENTRY_SYMBOL " function");
+	auto entry = lib->get<const vmrd_plugin_info *()>(VMRD_PLUGIN_ENTRY_SYMBOL);
+	const vmrd_plugin_info *info = entry();
+	if (!info)
+		return fail(-EBADMSG, VMRD_PLUGIN_ENTRY_SYMBOL "() returned NULL");
+	if (info->struct_size < minInfoSize)
+		return fail(-EBADMSG, "plugin info struct is " + std::to_string(info->struct_size) +
+		                              " bytes, shorter than the " + std::to_string(minInfoSize) +
+		                              " of ABI 1.0");
+	if (!info->ops)
+		return fail(-EBADMSG, "plugin info has no ops table");
+	if (info->ops->struct_size < minOpsSize)
+		return fail(-EBADMSG, "ops table is " + std::to_string(info->ops->struct_size) +
+		                              " bytes, shorter than the " + std::to_string(minOpsSize) + " of ABI 1.0");
+	const vmrd_backend_ops &ops = *info->ops;
+	std::string missing;
+	for (auto [op, fn] : {std::pair<const char *, bool>{"create", ops.create},
+	                      {"destroy", ops.destroy},
+	                      {"get_state", ops.get_state},
+	                      {"plug", ops.plug},
+	                      {"unplug", ops.unplug}})
+		if (!fn)
+			missing += (missing.empty() ? "" : ", ") + std::string(op);
+	if (!missing.empty())
+		return fail(-EBADMSG, "required operations missing: " + missing);
+	meta.description = info->description ? info->description : "";
+	return std::make_shared<Plugin>(std::move(lib), info, std::move(meta));
+}
+
+Result<std::shared_ptr<Plugin>> PluginLoader::load(const std::string &name) const
+{
+	if (!validPluginName(name))
+		return Error{-EINVAL, "'" + name + "' is not a plugin name (only a-z, 0-9 and -)"};
+	const std::string file = filePrefix + name + fileSuffix;
+	std::string searched;
+	for (const auto &dir : dirs_) {
+		fs::path p = fs::path(dir) / file;
+		std::error_code ec;
+		if (fs::exists(p, ec))
+			return loadFile(p.string(), name);
+		searched += (searched.empty() ? "" : ", ") + dir;
+	}
+	return Error{-ENOENT, "plugin '" + name + "' not found: no " + file + " in " +
+	                              (searched.empty() ? std::string("(no directories)") : searched) +
+	                              " (install it there or pass --plugin-dir DIR)"};
+}
+
+std::vector<PluginLoader::Listing> PluginLoader::list() const
+{
+	std::vector<Listing> out;
+	for (const auto &dir : dirs_) {
+		std::error_code ec;
+		std::vector<fs::path> files;
+		for (const auto &e : fs::directory_iterator(dir, ec))
+			if (!e.is_directory(ec))
+				files.push_back(e.path());
+		std::sort(files.begin(), files.end());
+		for (const auto &p : files) {
+			Listing l;
+			l.path = p.string();
+			const std::string f = p.filename().string();
+			const size_t pre = std::strlen(filePrefix), suf = std::strlen(fileSuffix);
+			if (f.size() <= pre + suf || f.compare(0, pre, filePrefix) != 0 ||
+			    f.compare(f.size() - suf, suf, fileSuffix) != 0) {
+				l.problem = "ignored: not named vmrd-backend-<name>.so";
+			} else if (auto plugin = loadFile(l.path, f.substr(pre, f.size() - pre - suf))) {
+				l.ok = true;
+				l.info = (*plugin)->info();
+			} else {
+				l.problem = plugin.error().message;
+			}
+			out.push_back(std::move(l));
+		}
+	}
+	return out;
+}
+
+Backend::Backend(std::shared_ptr<Plugin> plugin, Paths paths) : plugin_(std::move(plugin)), paths_(std::move(paths))
+{
+	host_.struct_size = sizeof(host_);
+	// The log callback gets the plugin's name, which lives as long as plugin_.
+	host_.host_data = const_cast<std::string *>(&plugin_->info().name);
+	host_.log = hostLog;
+	host_.monotonic_ns = hostMonotonicNs;
+	host_.procfs_root = paths_.procfs.c_str();
+	host_.sysfs_root = paths_.sysfs.c_str();
+}
+
+Result<std::unique_ptr<Backend>> Backend::create(std::shared_ptr<Plugin> plugin,
+                                                 const std::vector<std::pair<std::string, std::string>> &options,
+                                                 Paths paths)
+{
+	std::unique_ptr<Backend> b(new Backend(std::move(plugin), std::move(paths)));
+	std::vector<vmrd_option> opts;
+	for (const auto &[k, v] : options)
+		opts.push_back({k.c_str(), v.c_str()});
+	MessageBuffer msg;
+	int ret = b->plugin_->ops().create(&b->host_, opts.data(), static_cast<uint32_t>(opts.size()), &b->object_,
+	                                   msg.data(), msg.size());
+	if (ret != 0 || !b->object_) {
+		b->object_ = nullptr;
+		return Error{ret < 0 ? ret : -EINVAL, b->describe("create", ret, msg.text())};
+	}
+	return b;
+}
+
+Backend::~Backend()
+{
+	if (object_)
+		plugin_->ops().destroy(object_);
+}
+
+std::string Backend::describe(const char *op, int code, const char *msg) const
+{
+	std::string s = std::string(op) + " failed in backend '" + name() + "': ";
+	s += msg && *msg ? msg : std::strerror(code < 0 ? -code : code);
+	s += " (" + std::to_string(code) + ")";
+	return s;
+}
+
+Result<BackendState> Backend::state()
+{
+	vmrd_backend_state s{};
+	s.struct_size = sizeof(s);
+	MessageBuffer msg;
+	int ret = plugin_->ops().get_state(object_, &s, msg.data(), msg.size());
+	if (ret != 0)
+		return Error{ret < 0 ? ret : -EIO, describe("get_state", ret, msg.text())};
+	BackendState st;
+	st.connected = s.flags & VMRD_BACKEND_CONNECTED;
+	st.blockSize = s.block_size;
+	st.minBytes = s.min_bytes;
+	st.maxBytes = s.max_bytes;
+	st.plugged = s.plugged_bytes;
+	return st;
+}
+
+CallResult Backend::plug(uint64_t bytes)
+{
+	CallResult r;
+	MessageBuffer msg;
+	r.code = plugin_->ops().plug(object_, bytes, &r.done, msg.data(), msg.size());
+	if (r.code != 0)
+		r.message = describe("plug", r.code, msg.text());
+	return r;
+}
+
+CallResult Backend::unplug(uint64_t bytes)
+{
+	CallResult r;
+	MessageBuffer msg;
+	r.code = plugin_->ops().unplug(object_, bytes, &r.done, msg.data(), msg.size());
+	if (r.code != 0)
+		r.message = describe("unplug", r.code, msg.text());
+	return r;
+}
+
+CallResult Backend::releaseAll()
+{
+	CallResult r;
+	if (!canReleaseAll()) {
+		r.code = -EOPNOTSUPP;
+		r.message = describe("release_all", r.code, "not supported by this backend");
+		return r;
+	}
+	MessageBuffer msg;
+	r.code = plugin_->ops().release_all(object_, &r.done, msg.data(), msg.size());
+	if (r.code != 0)
+		r.message = describe("release_all", r.code, msg.text());
+	return r;
+}
+
+} // namespace vmrd

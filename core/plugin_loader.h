@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+// Finds, checks and loads backend plugins through Boost.DLL, and wraps backend objects.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <vmrd/plugin.h>
+
+#include "result.h"
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace vmrd {
+
+// What a plugin says of itself, from its manifest and entry point.
+struct PluginInfo {
+	std::string name;
+	std::string version;
+	std::string vendor;
+	std::string description;
+	std::string path;
+	uint32_t abiMajor = 0;
+	uint32_t abiMinor = 0;
+};
+
+// A loaded plugin library.  Backends keep it alive through shared ownership,
+// so the code they point into is never unloaded under them.
+class Plugin
+{
+public:
+	Plugin(std::shared_ptr<boost::dll::shared_library> lib, const vmrd_plugin_info *info, PluginInfo meta);
+	~Plugin();
+	const PluginInfo &info() const { return meta_; }
+	const vmrd_backend_ops &ops() const { return *info_->ops; }
+
+	// Whether the plugin's ops table is long enough to hold `member`.
+	template <typename F> bool hasOp(F vmrd_backend_ops::*member) const
+	{
+		const auto &o = ops();
+		const auto offset = reinterpret_cast<const char *>(&(o.*member)) - reinterpret_cast<const char *>(&o);
+		return static_cast<size_t>(offset) + sizeof(F) <= o.struct_size && o.*member != nullptr;
+	}
+
+private:
+	std::shared_ptr<boost::dll::shared_library> lib_;
+	const vmrd_plugin_info *info_;
+	PluginInfo meta_;
+};
+
+// The outcome of a resize call: a partial result is normal, not an error.
+struct CallResult {
+	int code = 0;      // 0 or negative errno
+	uint64_t done = 0; // bytes really plugged or released
+	std::string message;
+};
+
+struct BackendState {
+	bool connected = false;
+	uint64_t blockSize = 0;
+	uint64_t minBytes = 0;
+	uint64_t maxBytes = 0;
+	uint64_t plugged = 0;
+};
+
+// One backend object created by a plugin.  Not thread-safe: the daemon calls
+// it from one thread at a time, as the ABI requires.
+class Backend
+{
+public:
+	struct Paths {
+		std::string procfs = "/proc";
+		std::string sysfs = "/sys";
+	};
+
+	static Result<std::unique_ptr<Backend>> create(std::shared_ptr<Plugin> plugin,
+	                                               const std::vector<std::pair<std::string, std::string>> &options,
+	                                               Paths paths);
+	~Backend();
+	Backend(const Backend &) = delete;
+	Backend &operator=(const Backend &) = delete;
+
+	const std::string &name() const { return plugin_->info().name; }
+	const Plugin &plugin() const { return *plugin_; }
+
+	Result<BackendState> state();
+	CallResult plug(uint64_t bytes);
+	CallResult unplug(uint64_t bytes);
+	bool canReleaseAll() const { return plugin_->hasOp(&vmrd_backend_ops::release_all); }
+	CallResult releaseAll();
+
+private:
+	Backend(std::shared_ptr<Plugin> plugin, Paths paths);
+	std::string describe(const char *op, int code, const char *msg) const;
+
+	std::shared_ptr<Plugin> plugin_;
+	Paths paths_;
+	vmrd_host host_{};
+	vmrd_backend *object_ = nullptr;
+};
+
+class PluginLoader
+{
+public:
+	// Directories are searched in order; the first vmrd-backend-<name>.so wins.
+	explicit PluginLoader(std::vector<std::string> dirs);
+
+	const std::vector<std::string> &dirs() const { return dirs_; }
+
+	Result<std::shared_ptr<Plugin>> load(const std::string &name) const;
+	// Checks and loads one file; `name` is what the file name promises.
+	static Result<std::shared_ptr<Plugin>> loadFile(const std::string &path, const std::string &name);
+
+	struct Listing {
+		std::string path;
+		bool ok = false;
+		PluginInfo info;     // when ok
+		std::string problem; // when not
+	};
+	// Every file in the directories, with its info or why it was rejected.
+	std::vector<Listing> list() const;
+
+private:
+	std::vector<std::string> dirs_;
+};
+
+// The built-in plugin directory, from the build (libdir/vmrd/plugins).
+std::string defaultPluginDir();
+
+// Valid plugin names match [a-z0-9-]+.
+bool validPluginName(const std::string &name);
+
+} // namespace vmrd

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// A kernel text file opened once and re-read into a buffer allocated at start.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "result.h"
+
+namespace vmrd {
+
+// Opening files under memory pressure allocates, so the daemon opens its
+// /proc files once and re-reads them with pread() into a fixed buffer.
+class ProcFile
+{
+public:
+	ProcFile() = default;
+	ProcFile(ProcFile &&other) noexcept;
+	ProcFile &operator=(ProcFile &&other) noexcept;
+	ProcFile(const ProcFile &) = delete;
+	ProcFile &operator=(const ProcFile &) = delete;
+	~ProcFile();
+
+	static Result<ProcFile> open(const std::string &path, size_t capacity = 16384);
+
+	// The whole file as it is now; valid until the next read().  A file
+	// larger than the capacity is an error, not a silent truncation.
+	Result<std::string_view> read();
+	const std::string &path() const { return path_; }
+
+private:
+	int fd_ = -1;
+	std::string path_;
+	std::string buffer_;
+};
+
+} // namespace vmrd

@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/* Mock backend: a simulated memory device with fault injection, and the reference plugin for vendors. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <vmrd/plugin.h>
+
+VMRD_PLUGIN_MANIFEST("mock", "1.0.0", "vmrd project");
+
+struct vmrd_backend {
+	struct vmrd_host host;
+	uint64_t block_size;
+	uint64_t min_bytes;
+	uint64_t max_bytes;
+	uint64_t plugged;
+	/* Fault injection. */
+	uint64_t calls;          /* plug/unplug/release_all calls so far */
+	uint64_t fail_call;      /* fail this call number (1-based), 0 = never */
+	int fail_errno;          /* positive errno used for injected failures */
+	double fail_probability; /* 0..1 */
+	uint64_t rng;            /* xorshift64 state, from `seed` */
+	unsigned grant_percent;  /* grant this share of each request */
+	uint64_t latency_ms;     /* added to every resize call */
+	uint64_t hang_call;      /* this call number hangs ... */
+	uint64_t hang_ms;        /* ... for this long */
+	FILE *trace;             /* JSON lines of every call, or NULL */
+};
+
+static void set_msg(char *msg, uint32_t msg_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg_size == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, msg_size, fmt, ap);
+	va_end(ap);
+}
+
+static void host_log(const struct vmrd_backend *b, int level, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	b->host.log(b->host.host_data, level, line);
+}
+
+/* Parse "<digits>[K|M|G|T]" (binary units, optional "iB"/"B") into bytes. */
+static int parse_size(const char *text, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (shift && strcmp(end, "iB") == 0)
+		end += 2;
+	else if (shift && strcmp(end, "B") == 0)
+		end += 1;
+	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *text, uint64_t *out)
+{
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(text, &end, 10);
+	return errno || *end != '\0' ? -EINVAL : 0;
+}
+
+static int apply_option(struct vmrd_backend *b, const char *key, const char *value)
+{
+	uint64_t v;
+	char *end;
+
+	if (strcmp(key, "block_size") == 0)
+		return parse_size(value, &b->block_size);
+	if (strcmp(key, "min") == 0)
+		return parse_size(value, &b->min_bytes);
+	if (strcmp(key, "max") == 0)
+		return parse_size(value, &b->max_bytes);
+	if (strcmp(key, "initial") == 0)
+		return parse_size(value, &b->plugged);
+	if (strcmp(key, "fail_call") == 0)
+		return parse_uint(value, &b->fail_call);
+	if (strcmp(key, "fail_errno") == 0) {
+		if (parse_uint(value, &v) || v == 0 || v > 4095)
+			return -EINVAL;
+		b->fail_errno = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "fail_probability") == 0) {
+		errno = 0;
+		b->fail_probability = strtod(value, &end);
+		if (errno || end == value || *end != '\0' || !(b->fail_probability >= 0.0) || b->fail_probability > 1.0)
+			return -EINVAL;
+		return 0;
+	}
+	if (strcmp(key, "seed") == 0) {
+		if (parse_uint(value, &v))
+			return -EINVAL;
+		b->rng = v ? v : 1;
+		return 0;
+	}
+	if (strcmp(key, "grant_percent") == 0) {
+		if (parse_uint(value, &v) || v > 100)
+			return -EINVAL;
+		b->grant_percent = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(key, "latency_ms") == 0)
+		return parse_uint(value, &b->latency_ms);
+	if (strcmp(key, "hang_call") == 0)
+		return parse_uint(value, &b->hang_call);
+	if (strcmp(key, "hang_ms") == 0)
+		return parse_uint(value, &b->hang_ms);
+	if (strcmp(key, "trace") == 0) {
+		if (b->trace)
+			fclose(b->trace);
+		b->trace = fopen(value, "ae");
+		return b->trace ? 0 : -errno;
+	}
+	return -ENOENT;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static double next_random(struct vmrd_backend *b)
+{
+	b->rng ^= b->rng << 13;
+	b->rng ^= b->rng >> 7;
+	b->rng ^= b->rng << 17;
+	return (double)(b->rng >> 11) / (double)(UINT64_C(1) << 53);
+}
+
+/* Common prologue of every resize call: count it, apply latency, hangs and
+ * injected failures.  Returns 0 or the injected negative errno. */
+static int inject(struct vmrd_backend *b, const char *op, char *msg, uint32_t msg_size)
+{
+	uint64_t call = ++b->calls;
+
+	if (b->latency_ms)
+		sleep_ms(b->latency_ms);
+	if (b->hang_call == call) {
+		host_log(b, VMRD_LOG_WARNING, "injected hang of %" PRIu64 " ms in call %" PRIu64 " (%s)", b->hang_ms,
+		         call, op);
+		sleep_ms(b->hang_ms);
+	}
+	if (b->fail_call == call || (b->fail_probability > 0.0 && next_random(b) < b->fail_probability)) {
+		set_msg(msg, msg_size, "injected failure of call %" PRIu64 " (%s): %s", call, op,
+		        strerror(b->fail_errno));
+		return -b->fail_errno;
+	}
+	return 0;
+}
+
+static void trace(struct vmrd_backend *b, const char *op, uint64_t bytes, int ret, uint64_t done)
+{
+	if (!b->trace)
+		return;
+	fprintf(b->trace,
+	        "{\"t_ns\":%" PRIu64 ",\"call\":%" PRIu64 ",\"op\":\"%s\",\"bytes\":%" PRIu64
+	        ",\"ret\":%d,\"done\":%" PRIu64 ",\"plugged\":%" PRIu64 "}\n",
+	        b->host.monotonic_ns(b->host.host_data), b->calls, op, bytes, ret, done, b->plugged);
+	fflush(b->trace);
+}
+
+static uint64_t granted(const struct vmrd_backend *b, uint64_t bytes)
+{
+	uint64_t g = bytes / 100 * b->grant_percent + bytes % 100 * b->grant_percent / 100;
+
+	return g - g % b->block_size;
+}
+
+static int check_request(const struct vmrd_backend *b, uint64_t bytes, char *msg, uint32_t msg_size)
+{
+	if (bytes == 0 || bytes % b->block_size) {
+		set_msg(msg, msg_size, "%" PRIu64 " bytes is not a positive multiple of the block size %" PRIu64, bytes,
+		        b->block_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int mock_create(const struct vmrd_host *host, const struct vmrd_option *options, uint32_t n_options,
+                       struct vmrd_backend **out, char *msg, uint32_t msg_size)
+{
+	struct vmrd_backend *b;
+	uint32_t i;
+	int ret;
+
+	if (host->struct_size < offsetof(struct vmrd_host, sysfs_root) + sizeof(host->sysfs_root)) {
+		set_msg(msg, msg_size, "host services struct too short (%u bytes)", host->struct_size);
+		return -EINVAL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->host = *host;
+	b->block_size = UINT64_C(2) << 20;
+	b->max_bytes = UINT64_C(4) << 30;
+	b->fail_errno = EIO;
+	b->rng = 1;
+	b->grant_percent = 100;
+
+	for (i = 0; i < n_options; i++) {
+		ret = apply_option(b, options[i].key, options[i].value);
+		if (ret == -ENOENT) {
+			set_msg(msg, msg_size,
+			        "unknown option '%s' (known: block_size, min, max, initial, fail_call, "
+			        "fail_errno, fail_probability, seed, grant_percent, latency_ms, hang_call, "
+			        "hang_ms, trace)",
+			        options[i].key);
+			ret = -EINVAL;
+		} else if (ret) {
+			set_msg(msg, msg_size, "bad value '%s' for option '%s': %s", options[i].value, options[i].key,
+			        strerror(-ret));
+		}
+		if (ret)
+			goto fail;
+	}
+	ret = -EINVAL;
+	if (b->block_size == 0 || (b->block_size & (b->block_size - 1))) {
+		set_msg(msg, msg_size, "block_size %" PRIu64 " is not a power of two", b->block_size);
+		goto fail;
+	}
+	if (b->min_bytes % b->block_size || b->max_bytes % b->block_size || b->plugged % b->block_size) {
+		set_msg(msg, msg_size, "min, max and initial must be multiples of block_size %" PRIu64, b->block_size);
+		goto fail;
+	}
+	if (b->min_bytes > b->max_bytes || b->plugged < b->min_bytes || b->plugged > b->max_bytes) {
+		set_msg(msg, msg_size,
+		        "need min <= initial <= max (min %" PRIu64 ", initial %" PRIu64 ", max %" PRIu64 ")",
+		        b->min_bytes, b->plugged, b->max_bytes);
+		goto fail;
+	}
+	host_log(b, VMRD_LOG_INFO, "mock device: block %" PRIu64 " bytes, %" PRIu64 " of %" PRIu64 " bytes plugged",
+	         b->block_size, b->plugged, b->max_bytes);
+	*out = b;
+	return 0;
+fail:
+	if (b->trace)
+		fclose(b->trace);
+	free(b);
+	return ret;
+}
+
+static void mock_destroy(struct vmrd_backend *b)
+{
+	if (b->trace)
+		fclose(b->trace);
+	free(b);
+}
+
+static int mock_get_state(struct vmrd_backend *b, struct vmrd_backend_state *state, char *msg, uint32_t msg_size)
+{
+	/* Every member so far is in ABI 1.0, so any caller's struct has them. */
+	if (state->struct_size < sizeof(*state)) {
+		set_msg(msg, msg_size, "state struct too short (%u bytes)", state->struct_size);
+		return -EINVAL;
+	}
+	state->flags = VMRD_BACKEND_CONNECTED;
+	state->block_size = b->block_size;
+	state->min_bytes = b->min_bytes;
+	state->max_bytes = b->max_bytes;
+	state->plugged_bytes = b->plugged;
+	return 0;
+}
+
+static int mock_plug(struct vmrd_backend *b, uint64_t bytes, uint64_t *plugged, char *msg, uint32_t msg_size)
+{
+	uint64_t room = b->max_bytes - b->plugged, give;
+	int ret;
+
+	*plugged = 0;
+	ret = check_request(b, bytes, msg, msg_size);
+	if (!ret)
+		ret = inject(b, "plug", msg, msg_size);
+	if (!ret) {
+		give = granted(b, bytes < room ? bytes : room);
+		b->plugged += give;
+		*plugged = give;
+		if (give == 0) {
+			set_msg(msg, msg_size, "device full: %" PRIu64 " of %" PRIu64 " bytes plugged", b->plugged,
+			        b->max_bytes);
+			ret = -ENOSPC;
+		}
+	}
+	trace(b, "plug", bytes, ret, *plugged);
+	return ret;
+}
+
+static int mock_unplug(struct vmrd_backend *b, uint64_t bytes, uint64_t *released, char *msg, uint32_t msg_size)
+{
+	uint64_t avail = b->plugged - b->min_bytes, take;
+	int ret;
+
+	*released = 0;
+	ret = check_request(b, bytes, msg, msg_size);
+	if (!ret)
+		ret = inject(b, "unplug", msg, msg_size);
+	if (!ret) {
+		take = granted(b, bytes < avail ? bytes : avail);
+		b->plugged -= take;
+		*released = take;
+		if (take == 0) {
+			set_msg(msg, msg_size, "nothing to release above the minimum of %" PRIu64 " bytes",
+			        b->min_bytes);
+			ret = -EBUSY;
+		}
+	}
+	trace(b, "unplug", bytes, ret, *released);
+	return ret;
+}
+
+static int mock_release_all(struct vmrd_backend *b, uint64_t *released, char *msg, uint32_t msg_size)
+{
+	int ret = inject(b, "release_all", msg, msg_size);
+
+	*released = 0;
+	if (!ret) {
+		*released = b->plugged - b->min_bytes;
+		b->plugged = b->min_bytes;
+	}
+	trace(b, "release_all", 0, ret, *released);
+	return ret;
+}
+
+static const struct vmrd_backend_ops mock_ops = {
+        .struct_size = sizeof(struct vmrd_backend_ops),
+        .create = mock_create,
+        .destroy = mock_destroy,
+        .get_state = mock_get_state,
+        .plug = mock_plug,
+        .unplug = mock_unplug,
+        .release_all = mock_release_all,
+};
+
+static const struct vmrd_plugin_info mock_info = {
+        .struct_size = sizeof(struct vmrd_plugin_info),
+        .description = "simulated memory device with fault injection, for tests and trials",
+        .ops = &mock_ops,
+};
+
+VMRD_PLUGIN_EXPORT const struct vmrd_plugin_info *vmrd_plugin_entry_v1(void)
+{
+	return &mock_info;
+}
