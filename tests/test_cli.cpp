@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+// Tests of the vmrd command line, and of the daemon on this machine's real PSI.
+#include <fstream>
+#include <gtest/gtest.h>
+#include <sysexits.h>
+
+#include "process.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string vmrd = VMRD_BINARY;
+
+struct Outcome {
+	int code;
+	std::string out, err;
+};
+
+Outcome run(std::vector<std::string> args)
+{
+	args.insert(args.begin(), vmrd);
+	Process p(args);
+	int code = p.wait(30s);
+	return {code, p.out(), p.err()};
+}
+
+std::string writeConfig(const TempDir &dir, const std::string &text)
+{
+	std::string path = dir.path() + "/vmrd.yaml";
+	std::ofstream(path) << text;
+	return path;
+}
+
+const std::string mockConfig = "version: 1\nbackend:\n  name: mock\n  options: {max: 1G}\n";
+
+} // namespace
+
+TEST(Cli, HelpAndVersion)
+{
+	Outcome r = run({"--help"});
+	EXPECT_EQ(r.code, 0);
+	for (const char *opt :
+	     {"--config", "--check-config", "--list-plugins", "--plugin-dir", "--log-level", "--dry-run", "--version"})
+		EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+	r = run({"--version"});
+	EXPECT_EQ(r.code, 0);
+	EXPECT_NE(r.out.find("plugin ABI 1.0"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BadUsageIsExUsage)
+{
+	Outcome r = run({"--no-such-option"});
+	EXPECT_EQ(r.code, EX_USAGE);
+	EXPECT_NE(r.err.find("no-such-option"), std::string::npos) << r.err;
+	r = run({"--log-level", "loud"});
+	EXPECT_EQ(r.code, EX_USAGE);
+	EXPECT_NE(r.err.find("'loud' is not error, warning, info or debug"), std::string::npos) << r.err;
+}
+
+TEST(Cli, CheckConfigPrintsThePlan)
+{
+	TempDir dir;
+	Outcome r = run({"--config", writeConfig(dir, mockConfig), "--plugin-dir", MOCK_PLUGIN_DIR, "--check-config"});
+	EXPECT_EQ(r.code, 0) << r.err;
+	EXPECT_NE(r.out.find("is valid"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("backend: mock 1.0.0"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("range 0 B to 1 GiB, block 2 MiB"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("policy: server"), std::string::npos) << r.out;
+}
+
+TEST(Cli, MissingConfigIsExConfigWithThePath)
+{
+	Outcome r = run({"--config", "/nonexistent/vmrd.yaml", "--check-config"});
+	EXPECT_EQ(r.code, EX_CONFIG);
+	EXPECT_NE(r.err.find("/nonexistent/vmrd.yaml: cannot read the config file"), std::string::npos) << r.err;
+}
+
+TEST(Cli, InvalidConfigIsExConfigWithPosition)
+{
+	TempDir dir;
+	std::string path = writeConfig(dir, mockConfig + "limits:\n  max: huge\n");
+	Outcome r = run({"--config", path, "--check-config"});
+	EXPECT_EQ(r.code, EX_CONFIG);
+	EXPECT_NE(r.err.find(path + ":6:8: limits.max: 'huge' is not a size"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnknownPluginIsExConfigAndListsTheSearch)
+{
+	TempDir dir;
+	std::string path = writeConfig(dir, "version: 1\nbackend: {name: nosuch}\n");
+	Outcome r = run({"--config", path, "--plugin-dir", MOCK_PLUGIN_DIR, "--check-config"});
+	EXPECT_EQ(r.code, EX_CONFIG);
+	EXPECT_NE(r.err.find("plugin 'nosuch' not found: no vmrd-backend-nosuch.so in " MOCK_PLUGIN_DIR ", "),
+	          std::string::npos)
+	        << r.err;
+}
+
+TEST(Cli, BadBackendOptionIsExConfig)
+{
+	TempDir dir;
+	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  options: {colour: blue}\n");
+	Outcome r = run({"--config", path, "--plugin-dir", MOCK_PLUGIN_DIR, "--check-config"});
+	EXPECT_EQ(r.code, EX_CONFIG);
+	EXPECT_NE(r.err.find("create failed in backend 'mock': unknown option 'colour'"), std::string::npos) << r.err;
+}
+
+TEST(Cli, BrokenPluginIsExConfig)
+{
+	TempDir dir;
+	std::string path = writeConfig(dir, "version: 1\nbackend: {name: abi-major}\n");
+	Outcome r = run({"--config", path, "--plugin-dir", BROKEN_PLUGIN_DIR, "--check-config"});
+	EXPECT_EQ(r.code, EX_CONFIG);
+	EXPECT_NE(r.err.find("built for vmrd plugin ABI 2"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ListPluginsShowsGoodAndRejected)
+{
+	Outcome r = run({"--list-plugins", "--plugin-dir", MOCK_PLUGIN_DIR, "--plugin-dir", BROKEN_PLUGIN_DIR});
+	EXPECT_EQ(r.code, 0) << r.err;
+	EXPECT_NE(r.out.find("mock\t1.0.0\tvmrd project\tABI 1.0\t" MOCK_PLUGIN_DIR "/vmrd-backend-mock.so"),
+	          std::string::npos)
+	        << r.out;
+	EXPECT_NE(r.out.find("rejected\t" BROKEN_PLUGIN_DIR "/vmrd-backend-no-manifest.so: "), std::string::npos)
+	        << r.out;
+	EXPECT_NE(r.out.find("built for vmrd plugin ABI 2"), std::string::npos) << r.out;
+}
+
+// The daemon in the foreground on this machine's real PSI with the mock
+// backend: it must arm, run, and stop cleanly within a second of SIGTERM.
+TEST(Daemon, RunsOnRealPsiAndStopsOnSigterm)
+{
+	if (access("/proc/pressure/memory", R_OK) != 0)
+		GTEST_SKIP() << "/proc/pressure/memory is absent: this kernel has no PSI (boot with psi=1)";
+	if (geteuid() != 0)
+		GTEST_SKIP() << "PSI triggers need root here";
+	TempDir dir;
+	std::string path = writeConfig(dir, mockConfig);
+	for (int sig : {SIGTERM, SIGINT}) {
+		Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
+		ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+		EXPECT_NE(p.err().find("PSI trigger"), std::string::npos) << p.err();
+		p.signal(sig);
+		auto t0 = std::chrono::steady_clock::now();
+		int code = p.wait(5s);
+		EXPECT_EQ(code, 0) << p.err();
+		EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "did not stop within a second";
+		EXPECT_NE(p.err().find("stopping"), std::string::npos) << p.err();
+	}
+}

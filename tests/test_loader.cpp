@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+// Tests of the plugin loader against real shared objects, broken on purpose.
+#include <cstring>
+#include <dlfcn.h>
+#include <fstream>
+#include <gtest/gtest.h>
+
+#include "manifest.h"
+#include "plugin_loader.h"
+#include "temp_dir.h"
+
+using namespace vmrd;
+
+namespace {
+
+struct LoadCase {
+	const char *name;
+	int code;
+	std::string expected;
+	bool codeMayRun; // whether the plugin's constructor may run before the error
+};
+
+class BrokenPlugins : public testing::TestWithParam<LoadCase>
+{
+};
+
+} // namespace
+
+TEST_P(BrokenPlugins, FailWithTheirOwnMessage)
+{
+	const LoadCase &c = GetParam();
+	PluginLoader loader({BROKEN_PLUGIN_DIR});
+	testing::internal::CaptureStderr();
+	auto plugin = loader.load(c.name);
+	Result<std::unique_ptr<Backend>> backend = Error{};
+	if (plugin)
+		backend = Backend::create(*plugin, {}, {});
+	std::string err = testing::internal::GetCapturedStderr();
+
+	const Error &e = plugin ? backend.error() : plugin.error();
+	ASSERT_FALSE(plugin && backend) << c.name << " was accepted";
+	EXPECT_EQ(e.code, c.code) << e.message;
+	EXPECT_NE(e.message.find(c.expected), std::string::npos) << "message was: " << e.message;
+	EXPECT_NE(e.message.find(c.name), std::string::npos) << "message does not name the plugin: " << e.message;
+	if (!c.codeMayRun) {
+		EXPECT_EQ(err.find("constructor ran"), std::string::npos)
+		        << "plugin code ran before the manifest check";
+	}
+}
+
+INSTANTIATE_TEST_SUITE_P(
+        Loader, BrokenPlugins,
+        testing::Values(
+                LoadCase{"no-manifest", -ENOENT, "not a vmrd plugin: it exports no vmrd_plugin_manifest symbol", false},
+                LoadCase{"abi-major", -EPROTO, "built for vmrd plugin ABI 2, but this vmrd implements ABI 1", false},
+                LoadCase{"abi-minor", -EPROTONOSUPPORT, "needs vmrd plugin ABI 1.7, newer than the 1.0", false},
+                LoadCase{"wrong-name", -EBADMSG,
+                         "its manifest names it 'someone-else'; the file must be called vmrd-backend-someone-else.so",
+                         false},
+                LoadCase{"no-entry", -ENOEXEC, "has a manifest but no vmrd_plugin_entry_v1 function", true},
+                LoadCase{"short-ops", -EBADMSG, "ops table is 8 bytes, shorter than the 48 of ABI 1.0", true},
+                LoadCase{"missing-op", -EBADMSG, "required operations missing: plug", true},
+                LoadCase{"failing-create", -ENODEV,
+                         "create failed in backend 'failing-create': no device at /dev/fake-mem", true}),
+        [](const testing::TestParamInfo<LoadCase> &i) {
+	        std::string n = i.param.name;
+	        for (char &ch : n)
+		        if (ch == '-')
+			        ch = '_';
+	        return n;
+        });
+
+TEST(Loader, NotFoundListsTheDirectoriesSearched)
+{
+	PluginLoader loader({"/nonexistent/a", BROKEN_PLUGIN_DIR});
+	auto p = loader.load("absent");
+	ASSERT_FALSE(p);
+	EXPECT_EQ(p.error().code, -ENOENT);
+	EXPECT_NE(p.error().message.find("no vmrd-backend-absent.so in /nonexistent/a, " BROKEN_PLUGIN_DIR),
+	          std::string::npos)
+	        << p.error().message;
+}
+
+TEST(Loader, RejectsNamesThatCouldEscapeTheDirectory)
+{
+	PluginLoader loader({BROKEN_PLUGIN_DIR});
+	for (const char *name : {"../mock", "Mock", "", "a/b", "mock.so"}) {
+		auto p = loader.load(name);
+		ASSERT_FALSE(p) << name;
+		EXPECT_NE(p.error().message.find("is not a plugin name"), std::string::npos) << p.error().message;
+	}
+}
+
+TEST(Loader, NotAnElfFile)
+{
+	TempDir dir;
+	std::ofstream(dir.path() + "/vmrd-backend-text.so") << "#!/bin/sh\necho hello\n";
+	auto p = PluginLoader({dir.path()}).load("text");
+	ASSERT_FALSE(p);
+	EXPECT_EQ(p.error().code, -ENOEXEC);
+	EXPECT_NE(p.error().message.find("not an ELF64 little-endian shared object"), std::string::npos);
+}
+
+TEST(Loader, ListReportsEveryFile)
+{
+	auto list = PluginLoader({BROKEN_PLUGIN_DIR, MOCK_PLUGIN_DIR}).list();
+	int ok = 0, rejected = 0;
+	for (const auto &l : list) {
+		if (l.path.find("vmrd-backend-mock.so") != std::string::npos) {
+			EXPECT_TRUE(l.ok) << l.problem;
+			EXPECT_EQ(l.info.vendor, "vmrd project");
+		}
+		if (l.path.find("vmrd-backend-abi-major.so") != std::string::npos) {
+			EXPECT_NE(l.problem.find("ABI 2"), std::string::npos) << l.problem;
+		}
+		(l.ok ? ok : rejected)++;
+	}
+	EXPECT_GE(ok, 1);
+	EXPECT_GE(rejected, 4);
+}
+
+// Boost.DLL must not unload the code a live backend points into.
+TEST(Loader, LibraryStaysLoadedWhileABackendLives)
+{
+	const std::string path = MOCK_PLUGIN_DIR "/vmrd-backend-mock.so";
+	auto isLoaded = [&] {
+		void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+		if (h)
+			dlclose(h);
+		return h != nullptr;
+	};
+	ASSERT_FALSE(isLoaded());
+	{
+		auto plugin = PluginLoader({MOCK_PLUGIN_DIR}).load("mock");
+		ASSERT_TRUE(plugin) << plugin.error().message;
+		auto backend = Backend::create(*plugin, {}, {});
+		ASSERT_TRUE(backend) << backend.error().message;
+		plugin = Error{}; // drop the loader's reference
+		EXPECT_TRUE(isLoaded());
+		auto s = (*backend)->state();
+		ASSERT_TRUE(s) << s.error().message;
+		EXPECT_EQ(s->blockSize, 2u << 20);
+	}
+	EXPECT_FALSE(isLoaded());
+}
+
+TEST(Manifest, ReadsTheBuiltPlugin)
+{
+	auto m = readManifest(MOCK_PLUGIN_DIR "/vmrd-backend-mock.so");
+	ASSERT_TRUE(m) << m.error().message;
+	EXPECT_EQ(m->abi_major, 1u);
+	EXPECT_EQ(manifestString(m->name, sizeof(m->name)), "mock");
+}
+
+// Every prefix of a real plugin, and the plugin with bytes flipped, must give
+// an error or a manifest, never a crash or a read out of bounds.
+TEST(Manifest, SurvivesTruncationAndCorruption)
+{
+	std::ifstream in(MOCK_PLUGIN_DIR "/vmrd-backend-mock.so", std::ios::binary);
+	std::string image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+	ASSERT_GT(image.size(), 1000u);
+	auto full = parseManifest(image);
+	ASSERT_TRUE(full);
+	size_t accepted = 0;
+	for (size_t len = 0; len < image.size(); len += 97) {
+		auto m = parseManifest(std::string_view(image).substr(0, len));
+		// A prefix that still holds every table the reader needs may pass,
+		// but then it must read the same bytes.
+		if (m) {
+			accepted++;
+			EXPECT_EQ(std::memcmp(&*m, &*full, sizeof(vmrd_manifest)), 0) << "truncated at " << len;
+		}
+	}
+	EXPECT_LT(accepted, image.size() / 97 / 2) << "most prefixes lack the section headers";
+	uint64_t rng = 42;
+	for (int i = 0; i < 2000; i++) {
+		std::string copy = image;
+		for (int j = 0; j < 8; j++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			// Corrupt the headers and tables, where the parser looks.
+			size_t pos = (rng >> 33) % std::min<size_t>(copy.size(), 4096);
+			copy[pos] = static_cast<char>(rng >> 13);
+		}
+		(void)parseManifest(copy);
+	}
+}
