@@ -2,6 +2,8 @@
 // The daemon's configuration: YAML parsing with file:line:column errors.
 #include "config.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
@@ -126,6 +128,49 @@ public:
 			fail(n, join(path, name), "'" + s + "' is not true or false");
 	}
 
+	// A whole number in [lo, hi].
+	void integer(const YAML::Node &parent, const char *name, const std::string &path, int64_t lo, int64_t hi,
+	             int64_t &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		char *end = nullptr;
+		errno = 0;
+		long long v = std::strtoll(s.c_str(), &end, 10);
+		if (s.empty() || *end != '\0' || errno || v < lo || v > hi)
+			fail(n, join(path, name),
+			     "'" + s + "' is not a whole number from " + std::to_string(lo) + " to " +
+			             std::to_string(hi));
+		else
+			out = v;
+	}
+
+	template <typename T>
+	void count(const YAML::Node &parent, const char *name, const std::string &path, int64_t lo, int64_t hi, T &out)
+	{
+		int64_t v = static_cast<int64_t>(out);
+		integer(parent, name, path, lo, hi, v);
+		out = static_cast<T>(v);
+	}
+
+	void real(const YAML::Node &parent, const char *name, const std::string &path, double lo, double hi,
+	          double &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		char *end = nullptr;
+		double v = std::strtod(s.c_str(), &end);
+		if (s.empty() || *end != '\0' || !(v >= lo && v <= hi))
+			fail(n, join(path, name),
+			     "'" + s + "' is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+		else
+			out = v;
+	}
+
 	static std::string join(const std::string &path, const std::string &name)
 	{
 		return path.empty() ? name : path + "." + name;
@@ -175,7 +220,7 @@ void readBackend(Reader &r, const YAML::Node &n, BackendConfig &b)
 	}
 }
 
-void readPsi(Reader &r, const YAML::Node &n, PsiConfig &psi)
+void readPsi(Reader &r, const YAML::Node &n, PsiConfig &psi, bool &triggersSet)
 {
 	const std::string p = "psi";
 	if (!r.map(n, p))
@@ -202,6 +247,7 @@ void readPsi(Reader &r, const YAML::Node &n, PsiConfig &psi)
 			return;
 		}
 		psi.triggers.clear();
+		triggersSet = true;
 		for (size_t i = 0; i < tr.size(); i++) {
 			const std::string key = "psi.triggers[" + std::to_string(i) + "]";
 			const YAML::Node t = tr[i];
@@ -235,45 +281,97 @@ void readPsi(Reader &r, const YAML::Node &n, PsiConfig &psi)
 	}
 }
 
-void readPolicy(Reader &r, const YAML::Node &n, PolicyParams &pp)
+// The preset is read first: it gives the defaults that the other keys
+// override, and which keys are allowed at all.
+void readPolicy(Reader &r, const YAML::Node &n, Preset &pr)
 {
 	const std::string p = "policy";
 	if (!r.map(n, p))
 		return;
-	r.onlyKeys(n, p,
-	           {"preset", "grow_step", "grow_step_max", "repeat_window", "headroom", "shrink_idle",
-	            "shrink_step_max", "backoff_max"});
-	// The preset gives the defaults; the other keys override them.
-	if (YAML::Node preset = n["preset"]) {
-		std::string name;
-		if (r.scalar(preset, "policy.preset", name)) {
-			if (auto d = presetDefaults(name)) {
-				pp = *d;
+	if (YAML::Node name = n["preset"]) {
+		std::string text;
+		if (r.scalar(name, "policy.preset", text)) {
+			if (auto chosen = preset(text)) {
+				pr = *chosen;
 			} else {
 				std::string list;
 				for (const auto &k : presetNames())
 					list += (list.empty() ? "" : ", ") + k;
-				r.fail(preset, "policy.preset", "unknown preset '" + name + "' (known: " + list + ")");
+				r.fail(name, "policy.preset", "unknown preset '" + text + "' (known: " + list + ")");
+				return;
 			}
 		}
 	}
+	for (const auto &kv : n) {
+		std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+		if (key == "preset" || std::find(pr.keys.begin(), pr.keys.end(), key) != pr.keys.end())
+			continue;
+		std::string owner;
+		for (const auto &other : presetNames()) {
+			auto o = preset(other);
+			if (std::find(o->keys.begin(), o->keys.end(), key) != o->keys.end())
+				owner = other;
+		}
+		if (!owner.empty()) {
+			r.fail(kv.first, "policy." + key,
+			       "belongs to the " + owner + " preset, not " + pr.params.preset +
+			               " (set policy.preset: " + owner + " to use it)");
+		} else {
+			std::string list;
+			for (const auto &k : pr.keys)
+				list += ", " + k;
+			r.fail(kv.first, "policy." + key,
+			       "unknown key (known for the " + pr.params.preset + " preset: preset" + list + ")");
+		}
+	}
+	PolicyParams &pp = pr.params;
+	// server
 	r.size(n, "grow_step", p, pp.growStep);
 	r.size(n, "grow_step_max", p, pp.growStepMax);
 	r.duration(n, "repeat_window", p, pp.repeatWindow);
+	r.real(n, "severity_boost", p, 1, 64, pp.severityBoost);
 	r.size(n, "headroom", p, pp.headroom);
 	r.duration(n, "shrink_idle", p, pp.shrinkIdle);
 	r.size(n, "shrink_step_max", p, pp.shrinkStepMax);
 	r.duration(n, "backoff_max", p, pp.backoffMax);
+	r.duration(n, "cooldown", p, pp.cooldown);
+	// embedded
+	r.size(n, "chunk", p, pp.chunk);
+	r.size(n, "grow_free_below", p, pp.growFreeBelow);
+	r.duration(n, "idle_short", p, pp.idleShort);
+	r.duration(n, "idle_medium", p, pp.idleMedium);
+	r.duration(n, "idle_long", p, pp.idleLong);
+	r.count(n, "idle_medium_chunks", p, 1, 1 << 20, pp.idleMediumChunks);
+	r.count(n, "idle_long_chunks", p, 1, 1 << 20, pp.idleLongChunks);
+	r.count(n, "swap_discount", p, 0, 100, pp.swapDiscount);
+	r.count(n, "release_max_chunks", p, 1, 1 << 20, pp.releaseMaxChunks);
+	r.count(n, "release_retries", p, 0, 1000, pp.releaseRetries);
+	r.duration(n, "retry_interval", p, pp.retryInterval);
+	r.duration(n, "holdoff_base", p, pp.holdoffBase);
+	r.duration(n, "holdoff_per_chunk", p, pp.holdoffPerChunk);
+	r.duration(n, "holdoff_max", p, pp.holdoffMax);
+	r.count(n, "holdoff_override_pages", p, 0, int64_t{1} << 40, pp.holdoffOverridePages);
+	r.boolean(n, "decay_wait", p, pp.decayWait);
+
+	auto at = [&](const char *key) { return n[key] ? n[key] : n; };
 	if (pp.growStep == 0)
-		r.fail(n["grow_step"] ? n["grow_step"] : n, "policy.grow_step", "must be more than 0");
+		r.fail(at("grow_step"), "policy.grow_step", "must be more than 0");
 	if (pp.growStepMax < pp.growStep)
-		r.fail(n["grow_step_max"] ? n["grow_step_max"] : n, "policy.grow_step_max",
+		r.fail(at("grow_step_max"), "policy.grow_step_max",
 		       "must be at least grow_step (" + formatSize(pp.growStep) + ")");
 	if (pp.shrinkIdle.count() <= 0)
-		r.fail(n["shrink_idle"] ? n["shrink_idle"] : n, "policy.shrink_idle", "must be more than 0");
+		r.fail(at("shrink_idle"), "policy.shrink_idle", "must be more than 0");
 	if (pp.backoffMax < pp.shrinkIdle)
-		r.fail(n["backoff_max"] ? n["backoff_max"] : n, "policy.backoff_max",
+		r.fail(at("backoff_max"), "policy.backoff_max",
 		       "must be at least shrink_idle (" + formatDuration(pp.shrinkIdle) + ")");
+	if (pp.chunk == 0)
+		r.fail(at("chunk"), "policy.chunk", "must be more than 0");
+	if (pp.idleShort.count() <= 0 || pp.idleMedium < pp.idleShort || pp.idleLong < pp.idleMedium)
+		r.fail(at("idle_short"), "policy.idle_short", "need 0 < idle_short <= idle_medium <= idle_long");
+	if (pp.idleLongChunks < pp.idleMediumChunks)
+		r.fail(at("idle_long_chunks"), "policy.idle_long_chunks", "must be at least idle_medium_chunks");
+	if (pp.retryInterval.count() <= 0)
+		r.fail(at("retry_interval"), "policy.retry_interval", "must be more than 0");
 }
 
 void readLimits(Reader &r, const YAML::Node &n, Limits &l)
@@ -293,19 +391,44 @@ void readLimits(Reader &r, const YAML::Node &n, Limits &l)
 		r.fail(n["step_max"] ? n["step_max"] : n, "limits.step_max", "must be more than 0");
 }
 
+void readDaemon(Reader &r, const YAML::Node &n, DaemonConfig &d)
+{
+	const std::string p = "daemon";
+	if (!r.map(n, p))
+		return;
+	r.onlyKeys(n, p, {"mlock", "oom_score_adj", "online_movable", "release_on_exit", "trace"});
+	r.boolean(n, "mlock", p, d.mlock);
+	r.count(n, "oom_score_adj", p, -1000, 1000, d.oomScoreAdj);
+	r.boolean(n, "online_movable", p, d.onlineMovable);
+	r.boolean(n, "release_on_exit", p, d.releaseOnExit);
+	r.text(n, "trace", p, d.trace);
+}
+
+void readGuard(Reader &r, const YAML::Node &n, GuardConfig &g)
+{
+	const std::string p = "guard";
+	if (!r.map(n, p))
+		return;
+	r.onlyKeys(n, p, {"cgroup", "margin"});
+	r.text(n, "cgroup", p, g.cgroup);
+	r.size(n, "margin", p, g.margin);
+	if (!g.cgroup.empty() && g.cgroup[0] != '/')
+		r.fail(n["cgroup"], "guard.cgroup", "'" + g.cgroup + "' is not an absolute path");
+}
+
 Config readDocument(Reader &r, const YAML::Node &root, const std::string &file)
 {
 	Config c;
 	c.file = file;
-	c.psi.triggers = {{TriggerConfig::Kind::Some, std::chrono::milliseconds(100), std::chrono::seconds(1)},
-	                  {TriggerConfig::Kind::Full, std::chrono::milliseconds(50), std::chrono::seconds(1)}};
+	Preset chosen = *preset("server");
+	bool triggersSet = false;
 	if (!root || root.IsNull()) {
 		r.fail(YAML::Mark(), "", "the file is empty; it needs at least 'version: 1' and a backend");
 		return c;
 	}
 	if (!r.map(root, ""))
 		return c;
-	r.onlyKeys(root, "", {"version", "backend", "psi", "policy", "limits", "logging", "paths"});
+	r.onlyKeys(root, "", {"version", "backend", "psi", "policy", "limits", "daemon", "guard", "logging", "paths"});
 	if (YAML::Node v = root["version"]) {
 		std::string s;
 		if (r.scalar(v, "version", s) && s != "1")
@@ -318,13 +441,20 @@ Config readDocument(Reader &r, const YAML::Node &root, const std::string &file)
 	else
 		r.fail(root, "backend", "missing; name the backend plugin, for example 'backend: {name: mock}'");
 	if (YAML::Node n = root["psi"])
-		readPsi(r, n, c.psi);
+		readPsi(r, n, c.psi, triggersSet);
 	if (!c.psi.system && c.psi.cgroups.empty())
 		r.fail(root["psi"] ? root["psi"] : root, "psi", "no source: set system: true or list cgroups");
 	if (YAML::Node n = root["policy"])
-		readPolicy(r, n, c.policy);
+		readPolicy(r, n, chosen);
+	c.policy = chosen.params;
+	if (!triggersSet)
+		c.psi.triggers = chosen.triggers;
 	if (YAML::Node n = root["limits"])
 		readLimits(r, n, c.limits);
+	if (YAML::Node n = root["daemon"])
+		readDaemon(r, n, c.daemon);
+	if (YAML::Node n = root["guard"])
+		readGuard(r, n, c.guard);
 	if (YAML::Node n = root["logging"]) {
 		if (r.map(n, "logging")) {
 			r.onlyKeys(n, "logging", {"level"});

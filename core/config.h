@@ -14,13 +14,6 @@
 
 namespace vmrd {
 
-struct TriggerConfig {
-	enum class Kind { Some, Full };
-	Kind kind = Kind::Some;
-	Micros stall{0};
-	Micros window{0};
-};
-
 struct BackendConfig {
 	std::string name;      // plugin name, [a-z0-9-]+
 	std::string pluginDir; // searched after --plugin-dir, before the built-in directory
@@ -29,9 +22,25 @@ struct BackendConfig {
 };
 
 struct PsiConfig {
-	bool system = true;               // watch <procfs>/pressure/memory
-	std::vector<std::string> cgroups; // cgroup v2 memory.pressure files
-	std::vector<TriggerConfig> triggers;
+	bool system = true;                  // watch <procfs>/pressure/memory
+	std::vector<std::string> cgroups;    // cgroup v2 memory.pressure files
+	std::vector<TriggerConfig> triggers; // the preset's when the config has none
+};
+
+struct DaemonConfig {
+	bool mlock = true;          // mlockall() at start: never page the daemon out
+	int oomScoreAdj = -1000;    // written to /proc/self/oom_score_adj
+	bool onlineMovable = false; // make hot-added memory land in ZONE_MOVABLE instead of refusing to start
+	bool releaseOnExit = false; // give plugged memory back on SIGTERM
+	std::string trace;          // record the policy's inputs to this JSON-lines file
+};
+
+// For guests without swap: keep a cgroup's memory.high a margin below the
+// guest's memory, so a workload nearing it is throttled (PSI pressure on the
+// cgroup) rather than OOM-killed.
+struct GuardConfig {
+	std::string cgroup; // a cgroup v2 directory; empty: no guard
+	uint64_t margin = 256ull << 20;
 };
 
 struct PathsConfig {
@@ -45,6 +54,8 @@ struct Config {
 	PsiConfig psi;
 	PolicyParams policy;
 	Limits limits;
+	DaemonConfig daemon;
+	GuardConfig guard;
 	LogLevel logLevel = LogLevel::Info;
 	PathsConfig paths;
 };

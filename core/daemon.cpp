@@ -2,29 +2,46 @@
 // The daemon: one epoll loop over PSI triggers, a timer, signals and the backend worker.
 #include "daemon.h"
 
-#include <cstring>
+#include <algorithm>
 #include <csignal>
+#include <cstring>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sysexits.h>
 #include <unistd.h>
 
+#include "hotplug.h"
 #include "log.h"
 
 namespace vmrd {
 
 namespace {
 
-// epoll data tags; PSI triggers use their index, below this.
+// epoll data tags; PSI triggers use their index, below these.
 constexpr uint64_t tagTimer = 1ull << 32;
 constexpr uint64_t tagSignal = tagTimer + 1;
 constexpr uint64_t tagWorker = tagTimer + 2;
+
+// How often a PSI source that went away (a removed cgroup) is looked for.
+constexpr auto rearmInterval = std::chrono::seconds(5);
+// Samples of the stall total across one window after an event.
+constexpr int burstSamples = 4;
 
 std::string describeState(const BackendState &s)
 {
 	return formatSize(s.plugged) + " plugged (range " + formatSize(s.minBytes) + " to " + formatSize(s.maxBytes) +
 	       ", block " + formatSize(s.blockSize) + ")";
+}
+
+bool sameTriggers(const std::vector<TriggerConfig> &a, const std::vector<TriggerConfig> &b)
+{
+	return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto &x, const auto &y) {
+		return x.kind == y.kind && x.stall == y.stall && x.window == y.window;
+	});
 }
 
 } // namespace
@@ -55,6 +72,7 @@ void BackendWorker::submit(const Decision &d)
 		job_ = d;
 	}
 	busy_ = true;
+	current_ = d;
 	cv_.notify_all();
 }
 
@@ -101,53 +119,119 @@ void BackendWorker::run()
 }
 
 Daemon::Daemon(const Config &config, std::unique_ptr<Backend> backend, Options options)
-    : config_(config), backend_(std::move(backend)), options_(options), policy_(config.policy, config.limits)
+    : config_(config), backend_(std::move(backend)), options_(std::move(options)),
+      policy_(Policy::create(config.policy, config.limits))
 {
 }
 
 Daemon::~Daemon()
 {
 	worker_.reset();
-	for (int fd : {epollFd_, timerFd_, signalFd_})
+	for (int fd : {epollFd_, timerFd_, signalFd_, guardFd_})
 		if (fd >= 0)
 			::close(fd);
 }
 
-std::optional<MemInfo> Daemon::sample()
+void Daemon::protectSelf()
 {
-	auto text = meminfo_->read();
-	if (!text) {
-		logError(text.error().message);
-		return std::nullopt;
-	}
-	auto m = parseMeminfo(*text);
-	if (!m)
-		logError(meminfo_->path() + ": cannot parse (MemTotal, MemFree or MemAvailable missing or malformed)");
-	return m;
+	// Growth must work when the guest is nearly out of memory: keep the
+	// daemon resident and out of the OOM killer's way.
+	if (config_.daemon.mlock && ::mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+		logWarning(std::string("mlockall failed: ") + std::strerror(errno) +
+		           "; continuing, but the daemon may be paged out under pressure (daemon.mlock)");
+	const std::string adj = config_.paths.procfs + "/self/oom_score_adj";
+	int fd = ::open(adj.c_str(), O_WRONLY | O_CLOEXEC);
+	const std::string value = std::to_string(config_.daemon.oomScoreAdj);
+	if (fd < 0 || ::write(fd, value.c_str(), value.size()) < 0)
+		logWarning(adj + ": cannot set " + value + ": " + std::strerror(errno) +
+		           "; continuing (daemon.oom_score_adj)");
+	if (fd >= 0)
+		::close(fd);
 }
 
-int Daemon::run()
+bool Daemon::armPsi(PsiMonitor monitor)
 {
+	for (const auto &a : psi_.armed())
+		if (a.fd >= 0)
+			::epoll_ctl(epollFd_, EPOLL_CTL_DEL, a.fd, nullptr);
+	psi_ = std::move(monitor);
+	sources_.clear();
+	triggerSource_.clear();
+	for (size_t i = 0; i < psi_.armed().size(); i++) {
+		const auto &a = psi_.armed()[i];
+		auto it = std::find_if(sources_.begin(), sources_.end(),
+		                       [&](const Source &s) { return s.path == a.source; });
+		if (it == sources_.end()) {
+			Source s;
+			s.path = a.source;
+			if (auto f = ProcFile::open(a.source, 4096))
+				s.file = std::move(*f);
+			sources_.push_back(std::move(s));
+			it = sources_.end() - 1;
+		}
+		triggerSource_.push_back(static_cast<size_t>(it - sources_.begin()));
+		epoll_event ev{};
+		ev.events = EPOLLPRI;
+		ev.data.u64 = i;
+		if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, a.fd, &ev) != 0) {
+			logError("epoll_ctl on " + a.source + ": " + std::strerror(errno));
+			return false;
+		}
+	}
+	return true;
+}
+
+int Daemon::setUp()
+{
+	start_ = now();
+	protectSelf();
 	auto st = backend_->state();
 	if (!st) {
 		logError(st.error().message);
 		return 1;
 	}
 	state_ = *st;
-	auto mi = ProcFile::open(config_.paths.procfs + "/meminfo");
-	if (!mi) {
-		logError(mi.error().message);
+	if (state_.hotplug) {
+		OnliningVerdict v = checkOnlining(config_.paths.sysfs);
+		if (!v.ok && config_.daemon.onlineMovable) {
+			auto n = makeOnliningMovable(config_.paths.sysfs);
+			if (!n) {
+				logError(n.error().message);
+				return EX_CONFIG;
+			}
+			logInfo("daemon.online_movable: new memory blocks now go to ZONE_MOVABLE; onlined " +
+			        std::to_string(*n) + " offline block(s)");
+		} else if (!v.ok) {
+			logError(v.message);
+			return EX_CONFIG;
+		} else {
+			logInfo(v.message);
+		}
+	}
+	auto sampler = Sampler::open(config_.paths.procfs);
+	if (!sampler) {
+		logError(sampler.error().message);
 		return 1;
 	}
-	meminfo_ = std::move(*mi);
-
-	std::vector<std::string> sources = config_.psi.cgroups;
-	if (config_.psi.system)
-		sources.insert(sources.begin(), config_.paths.procfs + "/pressure/memory");
-	auto psi = PsiMonitor::arm(sources, config_.psi.triggers);
-	if (!psi) {
-		logError(psi.error().message);
-		return 1;
+	sampler_ = std::move(*sampler);
+	if (auto s = sampler_->read())
+		lastSample_ = *s;
+	if (!config_.guard.cgroup.empty()) {
+		const std::string high = config_.guard.cgroup + "/memory.high";
+		guardFd_ = ::open(high.c_str(), O_WRONLY | O_CLOEXEC);
+		if (guardFd_ < 0) {
+			logError(high + ": cannot open: " + std::strerror(errno) +
+			         " (guard.cgroup must be a cgroup v2 directory with the memory controller)");
+			return EX_CONFIG;
+		}
+		updateGuard();
+	}
+	if (!config_.daemon.trace.empty()) {
+		auto t = trace_.open(config_.daemon.trace, config_.policy.preset);
+		if (!t) {
+			logError(t.error().message);
+			return EX_CONFIG;
+		}
 	}
 
 	// Block the signals before the worker thread starts, so that only the
@@ -165,89 +249,236 @@ int Daemon::run()
 		return 1;
 	}
 	worker_ = std::make_unique<BackendWorker>(*backend_);
-
-	auto watch = [&](int fd, uint32_t events, uint64_t tag) {
+	auto watch = [&](int fd, uint64_t tag) {
 		epoll_event ev{};
-		ev.events = events;
+		ev.events = EPOLLIN;
 		ev.data.u64 = tag;
 		return ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 	};
-	bool ok = watch(timerFd_, EPOLLIN, tagTimer) && watch(signalFd_, EPOLLIN, tagSignal) &&
-	          watch(worker_->eventFd(), EPOLLIN, tagWorker);
-	for (size_t i = 0; ok && i < psi->armed().size(); i++)
-		ok = watch(psi->armed()[i].fd, EPOLLPRI, i);
-	if (!ok) {
+	if (!watch(timerFd_, tagTimer) || !watch(signalFd_, tagSignal) || !watch(worker_->eventFd(), tagWorker)) {
 		logError(std::string("epoll_ctl: ") + std::strerror(errno));
 		return 1;
 	}
+	std::vector<std::string> sources = config_.psi.cgroups;
+	if (config_.psi.system)
+		sources.insert(sources.begin(), config_.paths.procfs + "/pressure/memory");
+	auto psi = PsiMonitor::arm(sources, config_.psi.triggers);
+	if (!psi) {
+		logError(psi.error().message);
+		return 1;
+	}
+	if (!armPsi(std::move(*psi)))
+		return 1;
+	logInfo("running with backend '" + backend_->name() + "': " + describeState(state_) + "; policy " +
+	        config_.policy.preset + (options_.dryRun ? "; dry run: plug and unplug are logged, never called" : ""));
+	return 0;
+}
 
-	logInfo("running with backend '" + backend_->name() + "': " + describeState(state_) +
-	        (options_.dryRun ? "; dry run: plug and unplug are logged, never called" : ""));
-
-	for (;;) {
-		epoll_event events[16];
-		int n = ::epoll_wait(epollFd_, events, 16, -1);
+int Daemon::run()
+{
+	if (int r = setUp())
+		return r;
+	while (!stopping_) {
+		epoll_event events[32];
+		int n = ::epoll_wait(epollFd_, events, 32, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			logError(std::string("epoll_wait: ") + std::strerror(errno));
 			return 1;
 		}
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < n && !stopping_; i++) {
 			const uint64_t tag = events[i].data.u64;
-			if (tag == tagTimer) {
+			if (tag == tagTimer)
 				onTimer();
-			} else if (tag == tagWorker) {
+			else if (tag == tagWorker)
 				onWorkerDone();
-			} else if (tag == tagSignal) {
-				signalfd_siginfo si;
-				if (::read(signalFd_, &si, sizeof(si)) != sizeof(si))
-					continue;
-				if (si.ssi_signo == SIGUSR1) {
-					logInfo("SIGUSR1: shrink check now");
-					if (auto mem = sample())
-						execute(policy_.onTimer(now(), *mem, state_));
-					rearmTimer();
-					continue;
-				}
-				if (si.ssi_signo == SIGHUP) {
-					logWarning("SIGHUP: configuration reload is not available yet; restart vmrd to "
-					           "apply changes");
-					continue;
-				}
-				logInfo(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) +
-				        ", stopping");
-				if (worker_->busy() && !worker_->waitIdle(std::chrono::milliseconds(900))) {
-					logWarning("abandoning the backend call in flight; memory stays as the backend "
-					           "leaves it");
-					std::fflush(nullptr);
-					::_exit(0);
-				}
-				return 0;
-			} else {
-				const auto &armed = psi->armed()[tag];
-				if (events[i].events & EPOLLERR) {
-					logError("PSI source " + armed.source +
-					         " went away (cgroup removed?); no longer watched");
-					::epoll_ctl(epollFd_, EPOLL_CTL_DEL, armed.fd, nullptr);
-					continue;
-				}
-				onPressure(armed);
+			else if (tag == tagSignal)
+				onSignal();
+			else if (events[i].events & EPOLLERR)
+				onPsiError(tag);
+			else
+				onPressure(tag);
+		}
+	}
+	return stop();
+}
+
+void Daemon::onSignal()
+{
+	signalfd_siginfo si;
+	while (::read(signalFd_, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGUSR1:
+			logInfo("SIGUSR1: shrink check now");
+			if (auto s = sampler_->read()) {
+				lastSample_ = *s;
+				TraceRecord r;
+				r.sample = *s;
+				record(r, now());
+				execute(policy_->onTimer(now(), *s, state_));
 			}
+			rearmTimer();
+			break;
+		case SIGHUP:
+			reload();
+			break;
+		default:
+			logInfo(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) + ", stopping");
+			stopping_ = true;
+			return;
 		}
 	}
 }
 
-void Daemon::onPressure(const PsiMonitor::Armed &trigger)
+int Daemon::stop()
 {
-	logDebug("PSI event: " + describeTrigger(trigger.trigger) + " on " + trigger.source);
-	auto mem = sample();
-	if (!mem)
+	if (worker_->busy() && !worker_->waitIdle(std::chrono::milliseconds(900))) {
+		logWarning("abandoning the " + describeDecision(worker_->current()) +
+		           " in flight; memory stays as the backend leaves it");
+		std::fflush(nullptr);
+		// The worker thread is inside plugin code: neither join it nor
+		// destroy the backend under it.
+		::_exit(exitCode_);
+	}
+	if (worker_->busy())
+		onWorkerDone();
+	const uint64_t floor = std::max(config_.limits.min, state_.minBytes);
+	if (config_.daemon.releaseOnExit && state_.plugged > floor && !options_.dryRun) {
+		Decision d{Decision::Action::Unplug, state_.plugged - floor, "daemon.release_on_exit"};
+		logInfo("releasing " + formatSize(d.bytes) + " before exit (daemon.release_on_exit)");
+		worker_->submit(d);
+		if (!worker_->waitIdle(config_.backend.callTimeout)) {
+			logWarning("release on exit did not finish within backend.call_timeout; exiting anyway");
+			std::fflush(nullptr);
+			::_exit(exitCode_);
+		}
+		onWorkerDone();
+	}
+	logInfo("stopped; " + describeState(state_));
+	return exitCode_;
+}
+
+void Daemon::reload()
+{
+	const std::string &path = options_.configPath;
+	auto next = loadConfig(path);
+	if (!next) {
+		logError("SIGHUP: the new config is rejected, the running one is kept:\n" + next.error().message);
 		return;
-	Decision d = policy_.onPressure(now(), *mem, state_);
-	d.reason = "PSI " + describeTrigger(trigger.trigger) + ": " + d.reason;
+	}
+	Config &n = *next;
+	const auto &o = config_;
+	if (n.backend.name != o.backend.name || n.backend.options != o.backend.options ||
+	    n.backend.pluginDir != o.backend.pluginDir || n.paths.procfs != o.paths.procfs ||
+	    n.paths.sysfs != o.paths.sysfs || n.daemon.mlock != o.daemon.mlock ||
+	    n.daemon.oomScoreAdj != o.daemon.oomScoreAdj || n.daemon.trace != o.daemon.trace ||
+	    n.guard.cgroup != o.guard.cgroup)
+		logWarning("SIGHUP: changes to backend, paths, daemon.mlock, daemon.oom_score_adj, daemon.trace and "
+		           "guard.cgroup take effect on restart; the rest is applied");
+	if (n.psi.system != o.psi.system || n.psi.cgroups != o.psi.cgroups ||
+	    !sameTriggers(n.psi.triggers, o.psi.triggers)) {
+		std::vector<std::string> sources = n.psi.cgroups;
+		if (n.psi.system)
+			sources.insert(sources.begin(), o.paths.procfs + "/pressure/memory");
+		auto psi = PsiMonitor::arm(sources, n.psi.triggers);
+		if (!psi) {
+			logError("SIGHUP: cannot arm the new PSI triggers, the running config is kept: " +
+			         psi.error().message);
+			return;
+		}
+		armPsi(std::move(*psi));
+		config_.psi = n.psi;
+	}
+	config_.policy = n.policy;
+	config_.limits = n.limits;
+	config_.backend.callTimeout = n.backend.callTimeout;
+	config_.daemon.onlineMovable = n.daemon.onlineMovable;
+	config_.daemon.releaseOnExit = n.daemon.releaseOnExit;
+	config_.guard.margin = n.guard.margin;
+	config_.logLevel = n.logLevel;
+	setLogLevel(n.logLevel);
+	policy_ = Policy::create(config_.policy, config_.limits);
+	updateGuard();
+	logInfo("SIGHUP: reloaded " + path + "; policy " + config_.policy.preset + " starts afresh");
+	rearmTimer();
+}
+
+double Daemon::severityFor(size_t trigger, TimePoint t) const
+{
+	const auto &a = psi_.armed()[trigger];
+	// A burst measured in the last two windows says more than the
+	// threshold that the kernel just reported crossing.
+	if (lastSeverityAt_ && t - *lastSeverityAt_ < 2 * a.trigger.window)
+		return lastSeverity_;
+	return static_cast<double>(a.trigger.stall.count()) / static_cast<double>(a.trigger.window.count());
+}
+
+void Daemon::onPressure(size_t i)
+{
+	const auto &a = psi_.armed()[i];
+	const TimePoint t = now();
+	logDebug("PSI event: " + describeTrigger(a.trigger) + " on " + a.source);
+	Source &src = sources_[triggerSource_[i]];
+	if (!src.burst && src.file) {
+		if (auto total = readPsiTotal(*src.file, false)) {
+			Micros step = a.trigger.window / burstSamples;
+			src.burst = Burst{t, *total, t + step, step, burstSamples};
+		}
+	}
+	auto s = sampler_->read();
+	if (!s)
+		return;
+	lastSample_ = *s;
+	const double severity = severityFor(i, t);
+	TraceRecord r;
+	r.type = TraceRecord::Type::Pressure;
+	r.trigger = describeTrigger(a.trigger);
+	r.severity = severity;
+	r.sample = *s;
+	record(r, t);
+	Decision d = policy_->onPressure(t, *s, state_, severity);
+	d.reason = "PSI " + describeTrigger(a.trigger) + ": " + d.reason;
 	execute(d);
 	rearmTimer();
+}
+
+void Daemon::onPsiError(size_t i)
+{
+	const auto &a = psi_.armed()[i];
+	logError("PSI source " + a.source +
+	         " went away (cgroup removed?); the other sources are still watched, "
+	         "and this one is re-armed when it comes back");
+	::epoll_ctl(epollFd_, EPOLL_CTL_DEL, a.fd, nullptr);
+	psi_.disarm(i);
+	rearmAt_ = now() + rearmInterval;
+	rearmTimer();
+}
+
+void Daemon::advanceBursts(TimePoint t)
+{
+	for (auto &src : sources_) {
+		if (!src.burst || t < src.burst->next)
+			continue;
+		auto total = src.file ? readPsiTotal(*src.file, false) : std::nullopt;
+		if (!total) {
+			src.burst.reset();
+			continue;
+		}
+		if (--src.burst->left > 0) {
+			src.burst->next += src.burst->step;
+			continue;
+		}
+		const auto elapsed = std::chrono::duration_cast<Micros>(t - src.burst->start).count();
+		if (elapsed > 0) {
+			lastSeverity_ = static_cast<double>(*total - std::min(*total, src.burst->startTotal)) /
+			                static_cast<double>(elapsed);
+			lastSeverityAt_ = t;
+			logDebug("stall on " + src.path + " over the last window: " +
+			         std::to_string(static_cast<int>(lastSeverity_ * 100)) + "%");
+		}
+		src.burst.reset();
+	}
 }
 
 void Daemon::onTimer()
@@ -256,34 +487,61 @@ void Daemon::onTimer()
 	if (::read(timerFd_, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
 		return;
 	const TimePoint t = now();
+	advanceBursts(t);
 	if (callDeadline_ && t >= *callDeadline_ && worker_->busy()) {
-		logWarning("backend '" + backend_->name() + "' call exceeded backend.call_timeout " +
-		           formatDuration(config_.backend.callTimeout) + "; still waiting for it");
+		logWarning(describeDecision(worker_->current()) + " has run longer than backend.call_timeout " +
+		           formatDuration(config_.backend.callTimeout) + " in backend '" + backend_->name() +
+		           "'; still waiting, PSI monitoring goes on");
 		callDeadline_.reset();
 	}
-	if (policy_.nextCheck() && t >= *policy_.nextCheck()) {
-		if (auto mem = sample())
-			execute(policy_.onTimer(t, *mem, state_));
+	if (rearmAt_ && t >= *rearmAt_) {
+		rearmAt_.reset();
+		for (size_t i = 0; i < psi_.armed().size(); i++) {
+			if (psi_.armed()[i].fd >= 0)
+				continue;
+			if (psi_.rearm(i)) {
+				epoll_event ev{};
+				ev.events = EPOLLPRI;
+				ev.data.u64 = i;
+				::epoll_ctl(epollFd_, EPOLL_CTL_ADD, psi_.armed()[i].fd, &ev);
+				Source &src = sources_[triggerSource_[i]];
+				if (auto f = ProcFile::open(src.path, 4096))
+					src.file = std::move(*f);
+				logInfo("PSI source " + src.path + " is back; trigger re-armed");
+			} else {
+				rearmAt_ = t + rearmInterval;
+			}
+		}
+	}
+	if (policy_->nextCheck() && t >= *policy_->nextCheck()) {
+		if (auto s = sampler_->read()) {
+			lastSample_ = *s;
+			TraceRecord r;
+			r.type = TraceRecord::Type::Sample;
+			r.sample = *s;
+			record(r, t);
+			execute(policy_->onTimer(t, *s, state_));
+		}
 	}
 	rearmTimer();
 }
 
-void Daemon::execute(const Decision &d)
+void Daemon::execute(Decision d)
 {
 	if (d.action == Decision::Action::None) {
-		logInfo("decision: nothing: " + d.reason);
+		logInfo("decision: " + describeDecision(d));
 		return;
 	}
-	const std::string what = std::string(actionName(d.action)) + " " + formatSize(d.bytes);
 	if (options_.dryRun) {
-		logInfo("decision: " + what + " (dry run, not done): " + d.reason);
+		logInfo("decision (dry run, not done): " + describeDecision(d));
 		return;
 	}
 	if (worker_->busy()) {
-		logInfo("decision: " + what + " deferred, a backend call is in flight: " + d.reason);
+		logInfo("decision deferred, " + describeDecision(worker_->current()) +
+		        " is in flight: " + describeDecision(d));
 		return;
 	}
-	logInfo("decision: " + what + ": " + d.reason);
+	logInfo("decision: " + describeDecision(d));
 	worker_->submit(d);
 	callDeadline_ = now() + config_.backend.callTimeout;
 }
@@ -298,29 +556,74 @@ void Daemon::onWorkerDone()
 	if (done->result.code != 0)
 		logWarning(what + " failed after " + formatSize(done->result.done) + ": " + done->result.message);
 	else if (done->result.done < done->asked.bytes)
-		logInfo(what + " partly done: " + formatSize(done->result.done));
+		logInfo(what + " partly done: " + formatSize(done->result.done) + " (a partial result is normal)");
 	if (done->state) {
 		state_ = done->state.value();
-		logInfo(what + " done: " + describeState(state_));
+		logInfo(what + " finished: " + describeState(state_));
 	} else {
 		logError(done->state.error().message + "; keeping the last known state");
 	}
-	policy_.onResult(now(), done->asked, done->result);
+	const TimePoint t = now();
+	if (auto s = sampler_->read())
+		lastSample_ = *s;
+	TraceRecord r;
+	r.type = TraceRecord::Type::Result;
+	r.asked = done->asked;
+	r.result = done->result;
+	r.sample = lastSample_;
+	record(r, t);
+	policy_->onResult(t, done->asked, done->result, lastSample_, state_);
+	updateGuard();
 	rearmTimer();
+}
+
+void Daemon::updateGuard()
+{
+	if (guardFd_ < 0)
+		return;
+	auto s = sampler_->read();
+	if (!s)
+		return;
+	// Keep the workload's cgroup a margin below the guest's memory: near
+	// the limit it is throttled, which PSI reports, instead of OOM-killed.
+	constexpr uint64_t floor = 64ull << 20;
+	const uint64_t high =
+	        std::max(s->mem.memTotal > config_.guard.margin ? s->mem.memTotal - config_.guard.margin : 0, floor);
+	const std::string text = std::to_string(high);
+	if (::pwrite(guardFd_, text.c_str(), text.size(), 0) < 0)
+		logWarning(config_.guard.cgroup + "/memory.high: cannot write " + text + ": " + std::strerror(errno));
+	else
+		logDebug("guard: " + config_.guard.cgroup + "/memory.high = " + formatSize(high));
+}
+
+void Daemon::record(TraceRecord r, TimePoint t)
+{
+	if (!trace_.enabled())
+		return;
+	r.t = std::chrono::duration_cast<Micros>(t - start_);
+	r.state = state_;
+	trace_.write(r);
 }
 
 void Daemon::rearmTimer()
 {
-	std::optional<TimePoint> next = policy_.nextCheck();
-	if (callDeadline_ && (!next || *callDeadline_ < *next))
-		next = callDeadline_;
+	std::optional<TimePoint> next = policy_->nextCheck();
+	auto earliest = [&](const std::optional<TimePoint> &t) {
+		if (t && (!next || *t < *next))
+			next = t;
+	};
+	earliest(callDeadline_);
+	earliest(rearmAt_);
+	for (const auto &src : sources_)
+		if (src.burst)
+			earliest(src.burst->next);
 	itimerspec its{};
 	if (next) {
 		auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count();
-		if (ns <= 0)
-			ns = 1;
 		its.it_value.tv_sec = ns / 1000000000;
 		its.it_value.tv_nsec = ns % 1000000000;
+		if (ns <= 0)
+			its.it_value.tv_nsec = 1;
 	}
 	// A zero it_value disarms the timer: an idle daemon does not wake up.
 	::timerfd_settime(timerFd_, TFD_TIMER_ABSTIME, &its, nullptr);

@@ -13,6 +13,8 @@
 #include "policy.h"
 #include "proc_file.h"
 #include "psi_monitor.h"
+#include "sampler.h"
+#include "trace.h"
 
 namespace vmrd {
 
@@ -33,11 +35,12 @@ public:
 
 	int eventFd() const { return eventFd_; }
 	bool busy() const { return busy_; }
+	const Decision &current() const { return current_; }
 	// Starts a call; the worker must not be busy.
 	void submit(const Decision &d);
 	// After eventFd() became readable: the finished call.
 	std::optional<Done> collect();
-	// Waits up to `timeout` for the current call; false if it is still running.
+	// Waits up to `timeout` for the current call; false if it still runs.
 	bool waitIdle(Micros timeout);
 
 private:
@@ -46,6 +49,7 @@ private:
 	Backend &backend_;
 	int eventFd_ = -1;
 	bool busy_ = false; // main thread only
+	Decision current_;  // main thread only
 	std::mutex mutex_;
 	std::condition_variable cv_;
 	std::optional<Decision> job_;
@@ -59,31 +63,69 @@ class Daemon
 public:
 	struct Options {
 		bool dryRun = false;
+		std::string configPath; // re-read on SIGHUP
 	};
 
 	Daemon(const Config &config, std::unique_ptr<Backend> backend, Options options);
 	~Daemon();
 
-	// Arms PSI and runs until SIGTERM or SIGINT.  Returns the exit code.
+	// Sets up and runs until SIGTERM or SIGINT.  Returns the exit code.
 	int run();
 
 private:
-	void onPressure(const PsiMonitor::Armed &trigger);
+	// After a PSI event, the source's stall total is read a few times across
+	// one window (as lmkd does) to measure how severe the stall is.
+	struct Burst {
+		TimePoint start;
+		uint64_t startTotal = 0;
+		TimePoint next;
+		Micros step{0};
+		int left = 0;
+	};
+	struct Source {
+		std::string path;
+		std::optional<ProcFile> file;
+		std::optional<Burst> burst;
+	};
+
+	int setUp();
+	void protectSelf();
+	bool armPsi(PsiMonitor monitor);
+	void onPressure(size_t trigger);
+	void onPsiError(size_t trigger);
 	void onTimer();
+	void onSignal();
 	void onWorkerDone();
-	void execute(const Decision &d);
+	void reload();
+	int stop();
+	void execute(Decision d);
+	void advanceBursts(TimePoint now);
+	double severityFor(size_t trigger, TimePoint now) const;
+	void updateGuard();
+	void record(TraceRecord r, TimePoint now);
 	void rearmTimer();
-	std::optional<MemInfo> sample();
 	TimePoint now() const { return std::chrono::steady_clock::now(); }
 
 	Config config_;
 	std::unique_ptr<Backend> backend_;
 	Options options_;
-	Policy policy_;
+	std::unique_ptr<Policy> policy_;
 	BackendState state_;
-	std::optional<ProcFile> meminfo_;
+	std::optional<Sampler> sampler_;
+	Sample lastSample_;
+	PsiMonitor psi_;
+	std::vector<Source> sources_;
+	std::vector<size_t> triggerSource_; // armed trigger -> index in sources_
+	std::optional<TimePoint> rearmAt_;  // retry sources that went away
+	double lastSeverity_ = 0;
+	std::optional<TimePoint> lastSeverityAt_;
 	std::unique_ptr<BackendWorker> worker_;
 	std::optional<TimePoint> callDeadline_;
+	int guardFd_ = -1;
+	TraceWriter trace_;
+	TimePoint start_;
+	bool stopping_ = false;
+	int exitCode_ = 0;
 	int epollFd_ = -1;
 	int timerFd_ = -1;
 	int signalFd_ = -1;

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "hotplug.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "psi_monitor.h"
@@ -86,14 +87,23 @@ void printPlan(const Config &c, const Backend &b, const BackendState &s)
 	std::cout << "\npsi triggers:";
 	for (const auto &t : c.psi.triggers)
 		std::cout << " [" << describeTrigger(t) << "]";
-	const auto &p = c.policy;
-	std::cout << "\npolicy: " << p.preset << ": grow_step " << formatSize(p.growStep) << ", grow_step_max "
-	          << formatSize(p.growStepMax) << ", repeat_window " << formatDuration(p.repeatWindow) << ", headroom "
-	          << formatSize(p.headroom) << ", shrink_idle " << formatDuration(p.shrinkIdle) << ", shrink_step_max "
-	          << formatSize(p.shrinkStepMax) << ", backoff_max " << formatDuration(p.backoffMax) << "\n"
-	          << "limits: min " << formatSize(c.limits.min) << ", max "
+	std::cout << "\npolicy: " << c.policy.preset;
+	for (const auto &[key, value] : describePolicy(c.policy))
+		std::cout << ", " << key << " " << value;
+	std::cout << "\nlimits: min " << formatSize(c.limits.min) << ", max "
 	          << (c.limits.max ? formatSize(c.limits.max) : std::string("the backend's")) << ", step_max "
 	          << formatSize(c.limits.stepMax) << ", min_interval " << formatDuration(c.limits.minInterval) << "\n";
+	if (s.hotplug) {
+		OnliningVerdict v = checkOnlining(c.paths.sysfs);
+		std::cout << "onlining: " << v.message
+		          << (v.ok                     ? ""
+		              : c.daemon.onlineMovable ? " (vmrd will fix it: daemon.online_movable)"
+		                                       : "")
+		          << "\n";
+	}
+	if (!c.guard.cgroup.empty())
+		std::cout << "guard: " << c.guard.cgroup << "/memory.high kept " << formatSize(c.guard.margin)
+		          << " below MemTotal\n";
 }
 
 } // namespace
@@ -174,6 +184,6 @@ int main(int argc, char **argv)
 		printPlan(*config, **backend, *state);
 		return 0;
 	}
-	Daemon daemon(*config, std::move(*backend), {cli.dryRun});
+	Daemon daemon(*config, std::move(*backend), {cli.dryRun, cli.config});
 	return daemon.run();
 }

@@ -135,4 +135,122 @@ std::optional<PsiStats> parsePsi(std::string_view text)
 	return s;
 }
 
+std::optional<std::vector<ZoneStats>> parseZoneinfo(std::string_view text, uint64_t pageSize)
+{
+	std::vector<ZoneStats> zones;
+	ZoneStats *zone = nullptr;
+	while (!text.empty()) {
+		std::string_view line = nextLine(text);
+		if (line.substr(0, 5) == "Node ") {
+			// "Node 0, zone   Normal"
+			size_t comma = line.find(", zone");
+			uint64_t node;
+			if (comma == std::string_view::npos || !toU64(line.substr(5, comma - 5), node))
+				return std::nullopt;
+			zones.push_back({});
+			zone = &zones.back();
+			zone->node = static_cast<unsigned>(node);
+			zone->name = std::string(trim(line.substr(comma + 6)));
+			if (zone->name.empty())
+				return std::nullopt;
+			continue;
+		}
+		if (!zone)
+			continue;
+		line = trim(line);
+		if (line.substr(0, 10) == "pages free")
+			line = line.substr(6); // "free     123"
+		size_t sp = line.find_first_of(" \t");
+		if (sp == std::string_view::npos)
+			continue;
+		std::string_view key = line.substr(0, sp);
+		uint64_t *field = key == "free"                    ? &zone->free
+		                  : key == "present"               ? &zone->present
+		                  : key == "managed"               ? &zone->managed
+		                  : key == "nr_zone_inactive_anon" ? &zone->inactiveAnon
+		                  : key == "nr_zone_inactive_file" ? &zone->inactiveFile
+		                                                   : nullptr;
+		if (!field)
+			continue;
+		uint64_t pages;
+		if (!toU64(trim(line.substr(sp)), pages) || pages > std::numeric_limits<uint64_t>::max() / pageSize)
+			return std::nullopt;
+		*field = pages * pageSize;
+	}
+	if (zones.empty())
+		return std::nullopt;
+	return zones;
+}
+
+ZoneStats sumZones(const std::vector<ZoneStats> &zones, std::string_view name)
+{
+	ZoneStats sum;
+	sum.name = std::string(name);
+	for (const auto &z : zones) {
+		if (z.name != name)
+			continue;
+		sum.free += z.free;
+		sum.inactiveAnon += z.inactiveAnon;
+		sum.inactiveFile += z.inactiveFile;
+		sum.managed += z.managed;
+		sum.present += z.present;
+	}
+	return sum;
+}
+
+std::optional<VmStat> parseVmstat(std::string_view text)
+{
+	VmStat v;
+	bool movable = false;
+	while (!text.empty()) {
+		std::string_view line = nextLine(text);
+		size_t sp = line.find(' ');
+		if (sp == std::string_view::npos)
+			continue;
+		std::string_view key = line.substr(0, sp);
+		uint64_t *field = key == "pgalloc_movable"           ? &v.pgallocMovable
+		                  : key == "pgscan_kswapd"           ? &v.pgscanKswapd
+		                  : key == "pgscan_direct"           ? &v.pgscanDirect
+		                  : key == "pgsteal_kswapd"          ? &v.pgstealKswapd
+		                  : key == "pgsteal_direct"          ? &v.pgstealDirect
+		                  : key == "workingset_refault_anon" ? &v.workingsetRefaultAnon
+		                  : key == "workingset_refault_file" ? &v.workingsetRefaultFile
+		                                                     : nullptr;
+		if (!field)
+			continue;
+		if (!toU64(line.substr(sp + 1), *field))
+			return std::nullopt;
+		movable = movable || field == &v.pgallocMovable;
+	}
+	if (!movable)
+		return std::nullopt;
+	return v;
+}
+
+std::optional<uint64_t> parseBlockSize(std::string_view text)
+{
+	text = trim(text.substr(0, text.find('\n')));
+	if (text.empty() || text.size() > 16)
+		return std::nullopt;
+	uint64_t v;
+	auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v, 16);
+	if (ec != std::errc() || p != text.data() + text.size() || v == 0)
+		return std::nullopt;
+	return v;
+}
+
+std::optional<OnlinePolicy> parseOnlinePolicy(std::string_view text)
+{
+	text = trim(text.substr(0, text.find('\n')));
+	if (text == "offline")
+		return OnlinePolicy::Offline;
+	if (text == "online")
+		return OnlinePolicy::Online;
+	if (text == "online_kernel")
+		return OnlinePolicy::OnlineKernel;
+	if (text == "online_movable")
+		return OnlinePolicy::OnlineMovable;
+	return std::nullopt;
+}
+
 } // namespace vmrd

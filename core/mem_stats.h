@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace vmrd {
 
@@ -35,5 +37,51 @@ struct PsiStats {
 };
 
 std::optional<PsiStats> parsePsi(std::string_view text);
+
+// One zone of /proc/zoneinfo, in bytes.
+struct ZoneStats {
+	unsigned node = 0;
+	std::string name; // "DMA", "DMA32", "Normal", "Movable", ...
+	uint64_t free = 0;
+	uint64_t inactiveAnon = 0;
+	uint64_t inactiveFile = 0;
+	uint64_t managed = 0;
+	uint64_t present = 0;
+};
+
+// Every zone; pages are converted with `pageSize`.  Zones the kernel lists
+// but never populated (present 0) are kept: callers filter.
+std::optional<std::vector<ZoneStats>> parseZoneinfo(std::string_view text, uint64_t pageSize);
+
+// The sum over every node of the zones called `name`.
+ZoneStats sumZones(const std::vector<ZoneStats> &zones, std::string_view name);
+
+// The /proc/vmstat counters vmrd uses (pages or events, as the kernel counts).
+struct VmStat {
+	uint64_t pgallocMovable = 0;
+	uint64_t pgscanKswapd = 0;
+	uint64_t pgscanDirect = 0;
+	uint64_t pgstealKswapd = 0;
+	uint64_t pgstealDirect = 0;
+	uint64_t workingsetRefaultAnon = 0;
+	uint64_t workingsetRefaultFile = 0;
+};
+
+// Needs pgalloc_movable; the other counters are 0 where the kernel lacks them.
+std::optional<VmStat> parseVmstat(std::string_view text);
+
+// /sys/devices/system/memory/block_size_bytes: hexadecimal without 0x.
+std::optional<uint64_t> parseBlockSize(std::string_view text);
+
+// What the kernel does with hot-added memory blocks.
+enum class OnlinePolicy { Offline, Online, OnlineKernel, OnlineMovable };
+// /sys/devices/system/memory/auto_online_blocks.
+std::optional<OnlinePolicy> parseOnlinePolicy(std::string_view text);
+
+struct MemoryBlock {
+	unsigned index = 0;   // memoryN
+	bool online = false;  // state "online"
+	bool movable = false; // online in ZONE_MOVABLE (valid_zones "Movable")
+};
 
 } // namespace vmrd

@@ -257,6 +257,7 @@ Result<BackendState> Backend::state()
 		return Error{ret < 0 ? ret : -EIO, describe("get_state", ret, msg.text())};
 	BackendState st;
 	st.connected = s.flags & VMRD_BACKEND_CONNECTED;
+	st.hotplug = s.flags & VMRD_BACKEND_HOTPLUG;
 	st.blockSize = s.block_size;
 	st.minBytes = s.min_bytes;
 	st.maxBytes = s.max_bytes;

@@ -62,6 +62,7 @@ struct CallResult {
 
 struct BackendState {
 	bool connected = false;
+	bool hotplug = false; // memory arrives as hot-plugged memory blocks
 	uint64_t blockSize = 0;
 	uint64_t minBytes = 0;
 	uint64_t maxBytes = 0;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,15 @@ namespace vmrd {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
+// What the daemon measured just before a decision.
+struct Sample {
+	MemInfo mem;
+	ZoneStats movable;           // ZONE_MOVABLE, summed over nodes
+	uint64_t pgallocMovable = 0; // /proc/vmstat
+	double someAvg10 = 0;        // memory PSI of the system, percent
+	double someAvg60 = 0;
+};
+
 struct Decision {
 	enum class Action { None, Plug, Unplug };
 	Action action = Action::None;
@@ -23,40 +33,43 @@ struct Decision {
 };
 
 const char *actionName(Decision::Action a);
+// "plug 128 MiB: reason" or "nothing: reason": the same words in the log and in replays.
+std::string describeDecision(const Decision &d);
 
-// The daemon feeds it events and results; it never does I/O and never reads
-// a clock, so tests drive it with made-up times.
+// The daemon, the replay tool and the tests feed a policy the same inputs;
+// it does no I/O and reads no clock.
 class Policy
 {
 public:
-	Policy(PolicyParams params, Limits limits);
+	static std::unique_ptr<Policy> create(const PolicyParams &params, const Limits &limits);
+	virtual ~Policy() = default;
 
-	// A PSI trigger fired.
-	Decision onPressure(TimePoint now, const MemInfo &mem, const BackendState &backend);
-	// The time nextCheck() asked for has come.
-	Decision onTimer(TimePoint now, const MemInfo &mem, const BackendState &backend);
-	// A resize finished: `asked` bytes were requested, `result` says what happened.
-	void onResult(TimePoint now, const Decision &asked, const CallResult &result);
+	// A PSI trigger fired.  `severity` is the measured share of time stalled
+	// (0 to 1) over the last window.
+	virtual Decision onPressure(TimePoint now, const Sample &s, const BackendState &b, double severity) = 0;
+	// The time nextCheck() asked for has come, or an operator asked for a check.
+	virtual Decision onTimer(TimePoint now, const Sample &s, const BackendState &b) = 0;
+	// A resize finished; `result` says what the backend really did and
+	// `after` is the state it reported afterwards.
+	virtual void onResult(TimePoint now, const Decision &asked, const CallResult &result, const Sample &s,
+	                      const BackendState &after) = 0;
 
 	// When onTimer() should run next, if at all.
 	std::optional<TimePoint> nextCheck() const { return nextCheck_; }
-
-	const PolicyParams &params() const { return params_; }
 	const Limits &limits() const { return limits_; }
 
-private:
-	// Every decision passes through here: block alignment, min, max, step
-	// cap and the rate limit are enforced in this one place.
-	Decision enforceLimits(TimePoint now, Decision d, const BackendState &backend) const;
-	void scheduleShrink(TimePoint from);
+protected:
+	explicit Policy(const Limits &limits) : limits_(limits) {}
 
-	PolicyParams params_;
+	// Every decision passes through here: block alignment, limits.min and
+	// max (and the backend's range), step_max and the rate limit are
+	// enforced in this one place.  It also books the resize for the rate
+	// limit when the result comes (noteResize).
+	Decision enforceLimits(TimePoint now, Decision d, const BackendState &b) const;
+	void noteResize(TimePoint now) { lastResize_ = now; }
+
 	Limits limits_;
-	std::optional<TimePoint> lastEvent_;
-	std::optional<TimePoint> lastGrow_;
 	std::optional<TimePoint> lastResize_;
-	uint64_t lastStep_ = 0;
-	unsigned backoff_ = 0; // shrink failures in a row
 	std::optional<TimePoint> nextCheck_;
 };
 

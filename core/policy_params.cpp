@@ -1,21 +1,96 @@
 // SPDX-License-Identifier: MIT
-// The presets: named sets of policy defaults.
+// The presets: named sets of policy defaults and PSI triggers.
 #include "policy_params.h"
+
+#include <algorithm>
+#include <cstdio>
 
 namespace vmrd {
 
+using std::chrono::milliseconds;
+
 std::vector<std::string> presetNames()
 {
-	return {"server"};
+	return {"server", "embedded"};
 }
 
-std::optional<PolicyParams> presetDefaults(const std::string &name)
+std::optional<Preset> preset(const std::string &name)
 {
-	// `server`: grow fast (doubling steps), shrink slowly and only above a
-	// headroom.  The defaults live in the struct's initialisers.
-	if (name == "server")
-		return PolicyParams{};
+	Preset p;
+	p.params.preset = name;
+	if (name == "server") {
+		// The defaults are the struct's initialisers.
+		p.triggers = {{TriggerConfig::Kind::Some, milliseconds(100), milliseconds(1000)},
+		              {TriggerConfig::Kind::Full, milliseconds(50), milliseconds(1000)}};
+		p.keys = {"grow_step",   "grow_step_max",   "repeat_window", "severity_boost", "headroom",
+		          "shrink_idle", "shrink_step_max", "backoff_max",   "cooldown"};
+		return p;
+	}
+	if (name == "embedded") {
+		// The vmrd RFC: ten `some` triggers, 5 to 50 ms in a 50 ms window.
+		for (int ms = 5; ms <= 50; ms += 5)
+			p.triggers.push_back({TriggerConfig::Kind::Some, milliseconds(ms), milliseconds(50)});
+		p.keys = {"chunk",
+		          "grow_free_below",
+		          "idle_short",
+		          "idle_medium",
+		          "idle_long",
+		          "idle_medium_chunks",
+		          "idle_long_chunks",
+		          "swap_discount",
+		          "release_max_chunks",
+		          "release_retries",
+		          "retry_interval",
+		          "holdoff_base",
+		          "holdoff_per_chunk",
+		          "holdoff_max",
+		          "holdoff_override_pages",
+		          "decay_wait"};
+		return p;
+	}
 	return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> describePolicy(const PolicyParams &p)
+{
+	auto real = [](double v) {
+		char buf[32];
+		std::snprintf(buf, sizeof(buf), "%g", v);
+		return std::string(buf);
+	};
+	const std::vector<std::pair<std::string, std::string>> all{
+	        {"grow_step", formatSize(p.growStep)},
+	        {"grow_step_max", formatSize(p.growStepMax)},
+	        {"repeat_window", formatDuration(p.repeatWindow)},
+	        {"severity_boost", real(p.severityBoost)},
+	        {"headroom", formatSize(p.headroom)},
+	        {"shrink_idle", formatDuration(p.shrinkIdle)},
+	        {"shrink_step_max", formatSize(p.shrinkStepMax)},
+	        {"backoff_max", formatDuration(p.backoffMax)},
+	        {"cooldown", formatDuration(p.cooldown)},
+	        {"chunk", formatSize(p.chunk)},
+	        {"grow_free_below", formatSize(p.growFreeBelow)},
+	        {"idle_short", formatDuration(p.idleShort)},
+	        {"idle_medium", formatDuration(p.idleMedium)},
+	        {"idle_long", formatDuration(p.idleLong)},
+	        {"idle_medium_chunks", std::to_string(p.idleMediumChunks)},
+	        {"idle_long_chunks", std::to_string(p.idleLongChunks)},
+	        {"swap_discount", std::to_string(p.swapDiscount)},
+	        {"release_max_chunks", std::to_string(p.releaseMaxChunks)},
+	        {"release_retries", std::to_string(p.releaseRetries)},
+	        {"retry_interval", formatDuration(p.retryInterval)},
+	        {"holdoff_base", formatDuration(p.holdoffBase)},
+	        {"holdoff_per_chunk", formatDuration(p.holdoffPerChunk)},
+	        {"holdoff_max", formatDuration(p.holdoffMax)},
+	        {"holdoff_override_pages", std::to_string(p.holdoffOverridePages)},
+	        {"decay_wait", p.decayWait ? "true" : "false"},
+	};
+	std::vector<std::pair<std::string, std::string>> out;
+	auto pr = preset(p.preset);
+	for (const auto &kv : all)
+		if (pr && std::find(pr->keys.begin(), pr->keys.end(), kv.first) != pr->keys.end())
+			out.push_back(kv);
+	return out;
 }
 
 } // namespace vmrd

@@ -5,35 +5,74 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "units.h"
 
 namespace vmrd {
 
-// Every member has a YAML key under `policy:` of the same name in snake_case.
-struct PolicyParams {
-	std::string preset = "server";
-	uint64_t growStep = 128ull << 20;              // first step after a quiet period
-	uint64_t growStepMax = 1ull << 30;             // doubling stops here
-	Micros repeatWindow{std::chrono::seconds(10)}; // an event this soon after a grow doubles the step
-	uint64_t headroom = 256ull << 20;              // MemAvailable to keep; grow only below it
-	Micros shrinkIdle{std::chrono::seconds(30)};   // no event for this long before a shrink
-	uint64_t shrinkStepMax = 512ull << 20;         // released per shrink cycle at most
-	Micros backoffMax{std::chrono::minutes(5)};    // idle wait after failed shrinks doubles up to this
+struct TriggerConfig {
+	enum class Kind { Some, Full };
+	Kind kind = Kind::Some;
+	Micros stall{0};
+	Micros window{0};
 };
 
-// Hard bounds, enforced in one place (policy.cpp: enforceLimits).
+// Every member has a YAML key under `policy:`, named in the comment.  Each
+// preset uses its own keys; config.cpp refuses the other preset's keys.
+struct PolicyParams {
+	std::string preset = "server"; // preset
+
+	// server: grow fast, shrink slow, keep a headroom of MemAvailable.
+	uint64_t growStep = 128ull << 20;              // grow_step
+	uint64_t growStepMax = 1ull << 30;             // grow_step_max
+	Micros repeatWindow{std::chrono::seconds(10)}; // repeat_window
+	double severityBoost = 4;                      // severity_boost: step factor at 100 % stall
+	uint64_t headroom = 256ull << 20;              // headroom
+	Micros shrinkIdle{std::chrono::seconds(30)};   // shrink_idle
+	uint64_t shrinkStepMax = 512ull << 20;         // shrink_step_max
+	Micros backoffMax{std::chrono::minutes(5)};    // backoff_max
+	Micros cooldown{std::chrono::seconds(10)};     // cooldown
+
+	// embedded: the reference behaviour of the vmrd RFC, one chunk at a time.
+	uint64_t chunk = 4ull << 20;                            // chunk
+	uint64_t growFreeBelow = 2ull << 20;                    // grow_free_below
+	Micros idleShort{std::chrono::seconds(3)};              // idle_short
+	Micros idleMedium{std::chrono::seconds(8)};             // idle_medium
+	Micros idleLong{std::chrono::seconds(15)};              // idle_long
+	unsigned idleMediumChunks = 5;                          // idle_medium_chunks
+	unsigned idleLongChunks = 10;                           // idle_long_chunks
+	unsigned swapDiscount = 50;                             // swap_discount, percent
+	unsigned releaseMaxChunks = 5;                          // release_max_chunks
+	unsigned releaseRetries = 10;                           // release_retries
+	Micros retryInterval{std::chrono::seconds(1)};          // retry_interval
+	Micros holdoffBase{std::chrono::milliseconds(3000)};    // holdoff_base
+	Micros holdoffPerChunk{std::chrono::milliseconds(500)}; // holdoff_per_chunk
+	Micros holdoffMax{std::chrono::milliseconds(8000)};     // holdoff_max
+	uint64_t holdoffOverridePages = 1000;                   // holdoff_override_pages
+	bool decayWait = false;                                 // decay_wait
+};
+
+// Hard bounds, enforced in one place (policy.cpp: Policy::enforceLimits).
 struct Limits {
-	uint64_t min = 0;                            // never plug less than this in total
-	uint64_t max = 0;                            // never plug more; 0 = the backend's maximum
-	uint64_t stepMax = 2ull << 30;               // largest single plug or unplug
-	Micros minInterval{std::chrono::seconds(1)}; // between two resize calls
+	uint64_t min = 0;                            // min: never plug less than this in total
+	uint64_t max = 0;                            // max: never more; 0 = the backend's maximum
+	uint64_t stepMax = 2ull << 30;               // step_max: largest single plug or unplug
+	Micros minInterval{std::chrono::seconds(1)}; // min_interval: between two resize calls
+};
+
+struct Preset {
+	PolicyParams params;
+	std::vector<TriggerConfig> triggers; // psi.triggers when the config has none
+	std::vector<std::string> keys;       // the policy keys this preset reads
 };
 
 // The names `policy.preset` accepts.
 std::vector<std::string> presetNames();
-// Defaults of a preset, or nothing for an unknown name.
-std::optional<PolicyParams> presetDefaults(const std::string &name);
+// A preset's defaults, or nothing for an unknown name.
+std::optional<Preset> preset(const std::string &name);
+// The keys the params' preset reads, each with its value as YAML would write it.
+std::vector<std::pair<std::string, std::string>> describePolicy(const PolicyParams &params);
 
 } // namespace vmrd

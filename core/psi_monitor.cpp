@@ -49,7 +49,20 @@ std::vector<TriggerAttempt> triggerFallbacks(const TriggerConfig &c)
 PsiMonitor::~PsiMonitor()
 {
 	for (const auto &a : armed_)
-		::close(a.fd);
+		if (a.fd >= 0)
+			::close(a.fd);
+}
+
+PsiMonitor &PsiMonitor::operator=(PsiMonitor &&o) noexcept
+{
+	if (this != &o) {
+		for (const auto &a : armed_)
+			if (a.fd >= 0)
+				::close(a.fd);
+		armed_ = std::move(o.armed_);
+		o.armed_.clear();
+	}
+	return *this;
 }
 
 namespace {
@@ -68,6 +81,39 @@ std::string missingPsiHint(const std::string &path, int err)
 	return path + ": " + std::strerror(err);
 }
 
+// Opens `source` and arms the first of the trigger's fallbacks the kernel
+// accepts.  One fd per trigger: the kernel allows one trigger per open file.
+Result<PsiMonitor::Armed> armOne(const std::string &source, const TriggerConfig &configured)
+{
+	int lastErr = 0;
+	for (const auto &attempt : triggerFallbacks(configured)) {
+		// A fresh fd per attempt: a refused write can leave the file unusable.
+		int fd = ::open(source.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			return Error{-errno, missingPsiHint(source, errno)};
+		const std::string text = triggerText(attempt.trigger);
+		// One write with the terminating NUL: the kernel overwrites the
+		// last byte it is given.
+		if (::write(fd, text.c_str(), text.size() + 1) >= 0) {
+			if (attempt.why.empty())
+				logInfo("PSI trigger armed on " + source + ": " + describeTrigger(attempt.trigger));
+			else
+				logWarning("PSI trigger " + describeTrigger(configured) + " refused by the kernel (" +
+				           std::strerror(lastErr) + "): " + attempt.why + "; armed " +
+				           describeTrigger(attempt.trigger) + " on " + source + " instead");
+			return PsiMonitor::Armed{fd, source, configured, attempt.trigger};
+		}
+		lastErr = errno;
+		::close(fd);
+		if (lastErr == EOPNOTSUPP || lastErr == ENOENT)
+			return Error{-lastErr, missingPsiHint(source, lastErr)};
+	}
+	std::string hint =
+	        lastErr == EPERM || lastErr == EACCES ? " (short windows need CAP_SYS_RESOURCE; run vmrd as root)" : "";
+	return Error{-lastErr, "the kernel refused PSI trigger " + describeTrigger(configured) + " on " + source +
+	                               " and every fallback: " + std::strerror(lastErr) + hint};
+}
+
 } // namespace
 
 Result<PsiMonitor> PsiMonitor::arm(const std::vector<std::string> &sources, const std::vector<TriggerConfig> &triggers)
@@ -75,50 +121,30 @@ Result<PsiMonitor> PsiMonitor::arm(const std::vector<std::string> &sources, cons
 	PsiMonitor m;
 	for (const auto &source : sources) {
 		for (const auto &configured : triggers) {
-			int fd = ::open(source.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-			if (fd < 0)
-				return Error{-errno, missingPsiHint(source, errno)};
-			int lastErr = 0;
-			for (const auto &attempt : triggerFallbacks(configured)) {
-				std::string text = triggerText(attempt.trigger);
-				// One write with the terminating NUL: the kernel
-				// overwrites the last byte it is given.
-				if (::write(fd, text.c_str(), text.size() + 1) >= 0) {
-					m.armed_.push_back({fd, source, attempt.trigger});
-					fd = -1;
-					if (attempt.why.empty())
-						logInfo("PSI trigger armed on " + source + ": " +
-						        describeTrigger(attempt.trigger));
-					else
-						logWarning("PSI trigger " + describeTrigger(configured) +
-						           " refused by the kernel (" + std::strerror(lastErr) + "): " +
-						           attempt.why + "; armed " + describeTrigger(attempt.trigger) +
-						           " on " + source + " instead");
-					break;
-				}
-				lastErr = errno;
-				if (lastErr == EOPNOTSUPP || lastErr == ENOENT)
-					break;
-				// Re-open: a failed write can leave the fd unusable.
-				::close(fd);
-				fd = ::open(source.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-				if (fd < 0)
-					return Error{-errno, missingPsiHint(source, errno)};
-			}
-			if (fd >= 0) {
-				::close(fd);
-				std::string hint = lastErr == EPERM || lastErr == EACCES
-				                           ? " (short windows need CAP_SYS_RESOURCE; run vmrd as root)"
-				                           : "";
-				if (lastErr == EOPNOTSUPP)
-					return Error{-lastErr, missingPsiHint(source, lastErr)};
-				return Error{-lastErr, "the kernel refused PSI trigger " + describeTrigger(configured) +
-				                               " on " + source +
-				                               " and every fallback: " + std::strerror(lastErr) + hint};
-			}
+			auto a = armOne(source, configured);
+			if (!a)
+				return a.error();
+			m.armed_.push_back(*a);
 		}
 	}
 	return m;
+}
+
+void PsiMonitor::disarm(size_t i)
+{
+	if (armed_[i].fd >= 0)
+		::close(armed_[i].fd);
+	armed_[i].fd = -1;
+}
+
+Status PsiMonitor::rearm(size_t i)
+{
+	auto a = armOne(armed_[i].source, armed_[i].configured);
+	if (!a)
+		return a.error();
+	disarm(i);
+	armed_[i] = *a;
+	return Ok{};
 }
 
 } // namespace vmrd

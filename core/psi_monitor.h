@@ -31,15 +31,17 @@ class PsiMonitor
 {
 public:
 	struct Armed {
-		int fd = -1;
+		int fd = -1;        // -1 while the source is gone
 		std::string source; // the pressure file
-		TriggerConfig trigger;
+		TriggerConfig configured;
+		TriggerConfig trigger; // what the kernel accepted
 	};
 
 	PsiMonitor() = default;
 	PsiMonitor(PsiMonitor &&o) noexcept : armed_(std::move(o.armed_)) { o.armed_.clear(); }
-	PsiMonitor &operator=(PsiMonitor &&) = delete;
+	PsiMonitor &operator=(PsiMonitor &&o) noexcept;
 	PsiMonitor(const PsiMonitor &) = delete;
+	PsiMonitor &operator=(const PsiMonitor &) = delete;
 	~PsiMonitor();
 
 	// Opens every source once and arms every trigger on it, falling back as
@@ -49,6 +51,10 @@ public:
 	                              const std::vector<TriggerConfig> &triggers);
 
 	const std::vector<Armed> &armed() const { return armed_; }
+	// The source of trigger i went away (EPOLLERR): close its fd.
+	void disarm(size_t i);
+	// Try to arm trigger i again, after its source came back.
+	Status rearm(size_t i);
 
 private:
 	std::vector<Armed> armed_;

@@ -183,7 +183,20 @@ INSTANTIATE_TEST_SUITE_P(
                 ErrorCase{"relative_cgroup", minimal + "psi:\n  cgroups: [memory.pressure]\n",
                           "psi.cgroups[0]: 'memory.pressure' is not an absolute path"},
                 ErrorCase{"unknown_preset", minimal + "policy:\n  preset: turbo\n",
-                          "test.yaml:5:11: policy.preset: unknown preset 'turbo' (known: server)"},
+                          "test.yaml:5:11: policy.preset: unknown preset 'turbo' (known: server, embedded)"},
+                ErrorCase{"other_presets_key", minimal + "policy:\n  chunk: 4M\n",
+                          "test.yaml:5:3: policy.chunk: belongs to the embedded preset, not server (set policy.preset: "
+                          "embedded to use it)"},
+                ErrorCase{"unknown_policy_key", minimal + "policy:\n  preset: embedded\n  chunks: 4M\n",
+                          "test.yaml:6:3: policy.chunks: unknown key (known for the embedded preset: preset, chunk,"},
+                ErrorCase{"bad_percent", minimal + "policy:\n  preset: embedded\n  swap_discount: 150\n",
+                          "test.yaml:6:18: policy.swap_discount: '150' is not a whole number from 0 to 100"},
+                ErrorCase{"bad_real", minimal + "policy:\n  severity_boost: lots\n",
+                          "policy.severity_boost: 'lots' is not a number from 1"},
+                ErrorCase{"bad_oom_adj", minimal + "daemon:\n  oom_score_adj: -2000\n",
+                          "test.yaml:5:18: daemon.oom_score_adj: '-2000' is not a whole number from -1000 to 1000"},
+                ErrorCase{"relative_guard", minimal + "guard:\n  cgroup: work.slice\n",
+                          "guard.cgroup: 'work.slice' is not an absolute path"},
                 ErrorCase{"min_over_max", minimal + "limits:\n  min: 2G\n  max: 1G\n",
                           "limits.min: 2 GiB is more than limits.max 1 GiB"},
                 ErrorCase{"nested_option", minimal + "  options:\n    deep: {a: 1}\n",
@@ -191,6 +204,35 @@ INSTANTIATE_TEST_SUITE_P(
                 ErrorCase{"bad_level", minimal + "logging:\n  level: loud\n",
                           "logging.level: 'loud' is not error, warning, info or debug"}),
         [](const testing::TestParamInfo<ErrorCase> &i) { return std::string(i.param.name); });
+
+TEST(Config, EmbeddedPresetBringsItsTriggersAndDefaults)
+{
+	Config c = parseOk(minimal + "policy:\n  preset: embedded\n  holdoff_max: 10s\n");
+	EXPECT_EQ(c.policy.preset, "embedded");
+	EXPECT_EQ(c.policy.chunk, 4ull << 20);
+	EXPECT_EQ(c.policy.holdoffMax, seconds(10));
+	ASSERT_EQ(c.psi.triggers.size(), 10u);
+	EXPECT_EQ(c.psi.triggers[9].stall, milliseconds(50));
+	// Triggers in the config win over the preset's.
+	c = parseOk(minimal + "policy: {preset: embedded}\npsi:\n  triggers: [{kind: full, stall: 1s, window: 2s}]\n");
+	ASSERT_EQ(c.psi.triggers.size(), 1u);
+	EXPECT_EQ(c.psi.triggers[0].kind, TriggerConfig::Kind::Full);
+}
+
+TEST(Config, DaemonAndGuardSections)
+{
+	Config c =
+	        parseOk(minimal + "daemon:\n  mlock: false\n  oom_score_adj: -500\n  online_movable: true\n"
+	                          "  release_on_exit: true\n  trace: /tmp/t.jsonl\nguard:\n  cgroup: /sys/fs/cgroup/w\n"
+	                          "  margin: 64M\n");
+	EXPECT_FALSE(c.daemon.mlock);
+	EXPECT_EQ(c.daemon.oomScoreAdj, -500);
+	EXPECT_TRUE(c.daemon.onlineMovable);
+	EXPECT_TRUE(c.daemon.releaseOnExit);
+	EXPECT_EQ(c.daemon.trace, "/tmp/t.jsonl");
+	EXPECT_EQ(c.guard.cgroup, "/sys/fs/cgroup/w");
+	EXPECT_EQ(c.guard.margin, 64ull << 20);
+}
 
 TEST(Config, ReportsEveryErrorNotJustTheFirst)
 {
@@ -232,13 +274,14 @@ TEST(Config, DocumentedExampleEqualsDefaults)
 		EXPECT_EQ(d.psi.triggers[i].window, def.psi.triggers[i].window);
 	}
 	EXPECT_EQ(d.policy.preset, def.policy.preset);
-	EXPECT_EQ(d.policy.growStep, def.policy.growStep);
-	EXPECT_EQ(d.policy.growStepMax, def.policy.growStepMax);
-	EXPECT_EQ(d.policy.repeatWindow, def.policy.repeatWindow);
-	EXPECT_EQ(d.policy.headroom, def.policy.headroom);
-	EXPECT_EQ(d.policy.shrinkIdle, def.policy.shrinkIdle);
-	EXPECT_EQ(d.policy.shrinkStepMax, def.policy.shrinkStepMax);
-	EXPECT_EQ(d.policy.backoffMax, def.policy.backoffMax);
+	EXPECT_EQ(describePolicy(d.policy), describePolicy(def.policy));
+	EXPECT_EQ(d.daemon.mlock, def.daemon.mlock);
+	EXPECT_EQ(d.daemon.oomScoreAdj, def.daemon.oomScoreAdj);
+	EXPECT_EQ(d.daemon.onlineMovable, def.daemon.onlineMovable);
+	EXPECT_EQ(d.daemon.releaseOnExit, def.daemon.releaseOnExit);
+	EXPECT_EQ(d.daemon.trace, def.daemon.trace);
+	EXPECT_EQ(d.guard.cgroup, def.guard.cgroup);
+	EXPECT_EQ(d.guard.margin, def.guard.margin);
 	EXPECT_EQ(d.limits.min, def.limits.min);
 	EXPECT_EQ(d.limits.max, def.limits.max);
 	EXPECT_EQ(d.limits.stepMax, def.limits.stepMax);

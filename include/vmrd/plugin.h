@@ -104,6 +104,7 @@ struct vmrd_option {
 
 /* Set in vmrd_backend_state.flags. */
 #define VMRD_BACKEND_CONNECTED (1u << 0) /* the backend can serve plug/unplug now */
+#define VMRD_BACKEND_HOTPLUG (1u << 1)    /* memory arrives as hot-plugged memory blocks */
 
 /*
  * Limits and state of a backend, all sizes in bytes.  plugged_bytes is what
