@@ -314,6 +314,7 @@ void Daemon::onSignal()
 			if (auto s = sampler_->read()) {
 				lastSample_ = *s;
 				TraceRecord r;
+				r.type = TraceRecord::Type::Check;
 				r.sample = *s;
 				record(r, now());
 				execute(policy_->onTimer(now(), *s, state_));

@@ -79,6 +79,8 @@ std::vector<std::string> replay(const PolicyParams &params, const Limits &limits
 		// sees this sample.
 		if (r.type == TraceRecord::Type::Sample)
 			runTimers(r.t, true);
+		if (r.type == TraceRecord::Type::Check)
+			execute(r.t, policy->onTimer(base + r.t, adjusted(), sim));
 		if (r.type == TraceRecord::Type::Pressure) {
 			Decision d = policy->onPressure(base + r.t, adjusted(), sim, r.severity);
 			d.reason = "PSI " + r.trigger + ": " + d.reason;

@@ -20,6 +20,8 @@ const char *typeName(TraceRecord::Type t)
 		return "pressure";
 	case TraceRecord::Type::Result:
 		return "result";
+	case TraceRecord::Type::Check:
+		return "check";
 	case TraceRecord::Type::Sample:
 		break;
 	}
@@ -148,6 +150,8 @@ Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 			r.result.done = j.at("done").get<uint64_t>();
 		} else if (type == "sample") {
 			r.type = TraceRecord::Type::Sample;
+		} else if (type == "check") {
+			r.type = TraceRecord::Type::Check;
 		} else {
 			return Error{-EINVAL, "unknown record type '" + type + "'"};
 		}

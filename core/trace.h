@@ -13,7 +13,8 @@ namespace vmrd {
 
 // One input to the policy.  `t` counts from the start of the recording.
 struct TraceRecord {
-	enum class Type { Pressure, Sample, Result };
+	// Check: an operator asked for a shrink check (SIGUSR1).
+	enum class Type { Pressure, Sample, Check, Result };
 	Type type = Type::Sample;
 	Micros t{0};
 	std::string trigger; // Pressure: "some 100ms/1s"

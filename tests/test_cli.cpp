@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests of the vmrd command line, and of the daemon on this machine's real PSI.
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <sysexits.h>
@@ -147,4 +148,93 @@ TEST(Daemon, RunsOnRealPsiAndStopsOnSigterm)
 		EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "did not stop within a second";
 		EXPECT_NE(p.err().find("stopping"), std::string::npos) << p.err();
 	}
+}
+
+// SIGHUP with a good config applies it; with a bad one keeps the running
+// config and says why; SIGUSR1 runs a shrink check; SIGTERM stops within a
+// second.  On the real /proc, with the guard writing a fake cgroup's
+// memory.high and the inputs recorded for replay.
+TEST(Daemon, ReloadsOnSighupAndKeepsTheOldConfigWhenTheNewIsBad)
+{
+	if (access("/proc/pressure/memory", R_OK) != 0)
+		GTEST_SKIP() << "/proc/pressure/memory is absent: this kernel has no PSI (boot with psi=1)";
+	if (geteuid() != 0)
+		GTEST_SKIP() << "PSI triggers need root here";
+	TempDir dir;
+	const std::string cgroup = dir.path() + "/cgroup", trace = dir.path() + "/trace.jsonl";
+	std::filesystem::create_directories(cgroup);
+	std::ofstream(cgroup + "/memory.high") << "max\n";
+	const std::string base = "version: 1\nbackend:\n  name: mock\n  options: {max: 8G, initial: 4G}\n"
+	                         "daemon: {trace: " +
+	                         trace + "}\nguard: {cgroup: " + cgroup + ", margin: 128M}\n";
+	std::string path = writeConfig(dir, base);
+	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
+	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+
+	std::ifstream high(cgroup + "/memory.high");
+	uint64_t value = 0;
+	high >> value;
+	EXPECT_GT(value, 64u << 20) << "the guard wrote MemTotal - margin";
+
+	writeConfig(dir, base + "policy:\n  shrink_step_max: 1G\n");
+	p.signal(SIGHUP);
+	ASSERT_TRUE(p.waitForStderr("SIGHUP: reloaded", 5s)) << p.err();
+
+	writeConfig(dir, base + "policy:\n  shrink_step_max: [oops]\n");
+	p.signal(SIGHUP);
+	ASSERT_TRUE(p.waitForStderr("the new config is rejected, the running one is kept", 5s)) << p.err();
+	EXPECT_NE(p.err().find(":8:20: policy.shrink_step_max: expected a single value"), std::string::npos) << p.err();
+
+	// The host has far more than the headroom available: the shrink check
+	// releases, 1 GiB at a time as the reloaded config says.
+	p.signal(SIGUSR1);
+	ASSERT_TRUE(p.waitForStderr("decision: unplug 1 GiB", 5s)) << p.err();
+	ASSERT_TRUE(p.waitForStderr("unplug of 1 GiB finished: 3 GiB plugged", 5s)) << p.err();
+
+	p.signal(SIGTERM);
+	auto t0 = std::chrono::steady_clock::now();
+	EXPECT_EQ(p.wait(5s), 0) << p.err();
+	EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "did not stop within a second";
+
+	// The recording replays through the same policy.
+	path = writeConfig(dir, base + "policy:\n  shrink_step_max: 1G\n");
+	Process r({VMRD_REPLAY_BINARY, "--config", path, "--tail", "0", trace});
+	EXPECT_EQ(r.wait(10s), 0) << r.err();
+	EXPECT_NE(r.out().find("unplug"), std::string::npos) << r.out();
+}
+
+TEST(Daemon, ReleaseOnExitGivesMemoryBack)
+{
+	if (access("/proc/pressure/memory", R_OK) != 0 || geteuid() != 0)
+		GTEST_SKIP() << "needs PSI (/proc/pressure/memory) and root";
+	TempDir dir;
+	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  options: {initial: 1G}\n"
+	                                    "daemon: {release_on_exit: true}\n");
+	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
+	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	p.signal(SIGTERM);
+	EXPECT_EQ(p.wait(5s), 0) << p.err();
+	EXPECT_NE(p.err().find("releasing 1 GiB before exit"), std::string::npos) << p.err();
+	EXPECT_NE(p.err().find("stopped; 0 B plugged"), std::string::npos) << p.err();
+}
+
+TEST(Daemon, HungBackendCallIsAbandonedOnStop)
+{
+	if (access("/proc/pressure/memory", R_OK) != 0 || geteuid() != 0)
+		GTEST_SKIP() << "needs PSI (/proc/pressure/memory) and root";
+	TempDir dir;
+	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  call_timeout: 200ms\n"
+	                                    "  options: {initial: 1G, hang_call: 1, hang_ms: 60000}\n");
+	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
+	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	p.signal(SIGUSR1);
+	ASSERT_TRUE(p.waitForStderr("has run longer than backend.call_timeout 200ms", 5s)) << p.err();
+	// The daemon still answers while the call hangs.
+	p.signal(SIGUSR1);
+	ASSERT_TRUE(p.waitForStderr("decision deferred", 5s)) << p.err();
+	p.signal(SIGTERM);
+	auto t0 = std::chrono::steady_clock::now();
+	EXPECT_EQ(p.wait(5s), 0) << p.err();
+	EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+	EXPECT_NE(p.err().find("abandoning the unplug"), std::string::npos) << p.err();
 }
