@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <regex>
@@ -12,178 +13,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "yaml_reader.h"
+
 namespace vmrd {
 
 namespace {
 
-std::string nodeType(const YAML::Node &n)
-{
-	switch (n.Type()) {
-	case YAML::NodeType::Map:
-		return "a map";
-	case YAML::NodeType::Sequence:
-		return "a list";
-	case YAML::NodeType::Scalar:
-		return "'" + n.Scalar() + "'";
-	default:
-		return "nothing";
-	}
-}
-
-// Walks the document, collecting every error with its position.  yaml-cpp
-// marks are 0-based; messages are 1-based like every editor.
-class Reader
-{
-public:
-	explicit Reader(std::string file) : file_(std::move(file)) {}
-
-	void fail(const YAML::Mark &mark, const std::string &key, const std::string &what)
-	{
-		std::ostringstream s;
-		s << file_ << ':' << mark.line + 1 << ':' << mark.column + 1 << ": ";
-		if (!key.empty())
-			s << key << ": ";
-		s << what;
-		errors_.push_back(s.str());
-	}
-	void fail(const YAML::Node &n, const std::string &key, const std::string &what) { fail(n.Mark(), key, what); }
-
-	bool map(const YAML::Node &n, const std::string &key)
-	{
-		if (n.IsMap())
-			return true;
-		fail(n, key, "expected a map, got " + nodeType(n));
-		return false;
-	}
-
-	// Reports every key of map `n` that is not in `known`.
-	void onlyKeys(const YAML::Node &n, const std::string &key, std::initializer_list<const char *> known)
-	{
-		for (const auto &kv : n) {
-			std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
-			bool found = false;
-			std::string list;
-			for (const char *name : known) {
-				found = found || k == name;
-				list += list.empty() ? name : std::string(", ") + name;
-			}
-			if (!found)
-				fail(kv.first, join(key, k), "unknown key (known here: " + list + ")");
-		}
-	}
-
-	bool scalar(const YAML::Node &n, const std::string &key, std::string &out)
-	{
-		if (!n.IsScalar()) {
-			fail(n, key,
-			     "expected a single value, got " + (n.IsMap() ? std::string("a map") : nodeType(n)));
-			return false;
-		}
-		out = n.Scalar();
-		return true;
-	}
-
-	void text(const YAML::Node &parent, const char *name, const std::string &path, std::string &out)
-	{
-		if (YAML::Node n = parent[name])
-			scalar(n, join(path, name), out);
-	}
-
-	void size(const YAML::Node &parent, const char *name, const std::string &path, uint64_t &out)
-	{
-		std::string s;
-		YAML::Node n = parent[name];
-		if (!n || !scalar(n, join(path, name), s))
-			return;
-		if (auto v = parseSize(s))
-			out = *v;
-		else
-			fail(n, join(path, name), "'" + s + "' is not a size (examples: 0, 4096, 4M, 128MiB, 2G)");
-	}
-
-	void duration(const YAML::Node &parent, const char *name, const std::string &path, Micros &out)
-	{
-		std::string s;
-		YAML::Node n = parent[name];
-		if (!n || !scalar(n, join(path, name), s))
-			return;
-		if (auto v = parseDuration(s))
-			out = *v;
-		else
-			fail(n, join(path, name),
-			     "'" + s + "' is not a duration (examples: 500us, 50ms, 10s, 5m; a unit is required)");
-	}
-
-	void boolean(const YAML::Node &parent, const char *name, const std::string &path, bool &out)
-	{
-		std::string s;
-		YAML::Node n = parent[name];
-		if (!n || !scalar(n, join(path, name), s))
-			return;
-		if (s == "true")
-			out = true;
-		else if (s == "false")
-			out = false;
-		else
-			fail(n, join(path, name), "'" + s + "' is not true or false");
-	}
-
-	// A whole number in [lo, hi].
-	void integer(const YAML::Node &parent, const char *name, const std::string &path, int64_t lo, int64_t hi,
-	             int64_t &out)
-	{
-		std::string s;
-		YAML::Node n = parent[name];
-		if (!n || !scalar(n, join(path, name), s))
-			return;
-		char *end = nullptr;
-		errno = 0;
-		long long v = std::strtoll(s.c_str(), &end, 10);
-		if (s.empty() || *end != '\0' || errno || v < lo || v > hi)
-			fail(n, join(path, name),
-			     "'" + s + "' is not a whole number from " + std::to_string(lo) + " to " +
-			             std::to_string(hi));
-		else
-			out = v;
-	}
-
-	template <typename T>
-	void count(const YAML::Node &parent, const char *name, const std::string &path, int64_t lo, int64_t hi, T &out)
-	{
-		int64_t v = static_cast<int64_t>(out);
-		integer(parent, name, path, lo, hi, v);
-		out = static_cast<T>(v);
-	}
-
-	void real(const YAML::Node &parent, const char *name, const std::string &path, double lo, double hi,
-	          double &out)
-	{
-		std::string s;
-		YAML::Node n = parent[name];
-		if (!n || !scalar(n, join(path, name), s))
-			return;
-		char *end = nullptr;
-		double v = std::strtod(s.c_str(), &end);
-		if (s.empty() || *end != '\0' || !(v >= lo && v <= hi))
-			fail(n, join(path, name),
-			     "'" + s + "' is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
-		else
-			out = v;
-	}
-
-	static std::string join(const std::string &path, const std::string &name)
-	{
-		return path.empty() ? name : path + "." + name;
-	}
-
-	const std::vector<std::string> &errors() const { return errors_; }
-
-private:
-	std::string file_;
-	std::vector<std::string> errors_;
-};
-
-void readBackend(Reader &r, const YAML::Node &n, BackendConfig &b)
+void readBackend(YamlReader &r, const YAML::Node &n, BackendConfig &b)
 {
 	const std::string p = "backend";
 	if (!r.map(n, p))
@@ -220,7 +56,7 @@ void readBackend(Reader &r, const YAML::Node &n, BackendConfig &b)
 	}
 }
 
-void readPsi(Reader &r, const YAML::Node &n, PsiConfig &psi, bool &triggersSet)
+void readPsi(YamlReader &r, const YAML::Node &n, PsiConfig &psi, bool &triggersSet)
 {
 	const std::string p = "psi";
 	if (!r.map(n, p))
@@ -283,7 +119,7 @@ void readPsi(Reader &r, const YAML::Node &n, PsiConfig &psi, bool &triggersSet)
 
 // The preset is read first: it gives the defaults that the other keys
 // override, and which keys are allowed at all.
-void readPolicy(Reader &r, const YAML::Node &n, Preset &pr)
+void readPolicy(YamlReader &r, const YAML::Node &n, Preset &pr)
 {
 	const std::string p = "policy";
 	if (!r.map(n, p))
@@ -374,7 +210,7 @@ void readPolicy(Reader &r, const YAML::Node &n, Preset &pr)
 		r.fail(at("retry_interval"), "policy.retry_interval", "must be more than 0");
 }
 
-void readLimits(Reader &r, const YAML::Node &n, Limits &l)
+void readLimits(YamlReader &r, const YAML::Node &n, Limits &l)
 {
 	const std::string p = "limits";
 	if (!r.map(n, p))
@@ -391,7 +227,7 @@ void readLimits(Reader &r, const YAML::Node &n, Limits &l)
 		r.fail(n["step_max"] ? n["step_max"] : n, "limits.step_max", "must be more than 0");
 }
 
-void readDaemon(Reader &r, const YAML::Node &n, DaemonConfig &d)
+void readDaemon(YamlReader &r, const YAML::Node &n, DaemonConfig &d)
 {
 	const std::string p = "daemon";
 	if (!r.map(n, p))
@@ -404,7 +240,7 @@ void readDaemon(Reader &r, const YAML::Node &n, DaemonConfig &d)
 	r.text(n, "trace", p, d.trace);
 }
 
-void readGuard(Reader &r, const YAML::Node &n, GuardConfig &g)
+void readGuard(YamlReader &r, const YAML::Node &n, GuardConfig &g)
 {
 	const std::string p = "guard";
 	if (!r.map(n, p))
@@ -416,7 +252,7 @@ void readGuard(Reader &r, const YAML::Node &n, GuardConfig &g)
 		r.fail(n["cgroup"], "guard.cgroup", "'" + g.cgroup + "' is not an absolute path");
 }
 
-Config readDocument(Reader &r, const YAML::Node &root, const std::string &file)
+Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &file)
 {
 	Config c;
 	c.file = file;
@@ -482,32 +318,15 @@ Config readDocument(Reader &r, const YAML::Node &root, const std::string &file)
 
 Result<Config> parseConfig(const std::string &text, const std::string &file)
 {
-	Reader r(file);
-	YAML::Node root;
-	try {
-		root = YAML::Load(text);
-	} catch (const YAML::Exception &e) {
-		r.fail(e.mark, "", "YAML syntax error: " + e.msg);
-		return Error{-EINVAL, r.errors().front()};
-	}
-	Config c;
-	try {
-		c = readDocument(r, root, file);
-	} catch (const YAML::Exception &e) {
-		// yaml-cpp throws for things like duplicate anchors; still name the place.
-		r.fail(e.mark, "", e.msg);
-	}
-	if (!r.errors().empty()) {
-		std::string all;
-		for (const auto &e : r.errors())
-			all += (all.empty() ? "" : "\n") + e;
-		return Error{-EINVAL, all};
-	}
-	return c;
+	return readYaml<Config>(text, file,
+	                        [&](YamlReader &r, const YAML::Node &root) { return readDocument(r, root, file); });
 }
 
-Result<Config> loadConfig(const std::string &path)
+Result<std::string> readConfigText(const std::string &path)
 {
+	std::error_code ec;
+	if (std::filesystem::is_directory(path, ec))
+		return Error{-EISDIR, path + ": is a directory, not a config file (give a file with --config FILE)"};
 	std::ifstream in(path);
 	if (!in) {
 		int err = errno;
@@ -518,7 +337,15 @@ Result<Config> loadConfig(const std::string &path)
 	s << in.rdbuf();
 	if (in.bad())
 		return Error{-EIO, path + ": read error"};
-	return parseConfig(s.str(), path);
+	return s.str();
+}
+
+Result<Config> loadConfig(const std::string &path)
+{
+	auto text = readConfigText(path);
+	if (!text)
+		return text.error();
+	return parseConfig(*text, path);
 }
 
 } // namespace vmrd

@@ -204,9 +204,10 @@ VMRD_PLUGIN_EXPORT const struct vmrd_plugin_info *vmrd_plugin_entry_v1(void);
 #define VMRD_PLUGIN_ENTRY_SYMBOL "vmrd_plugin_entry_v1"
 #define VMRD_PLUGIN_MANIFEST_SYMBOL "vmrd_plugin_manifest"
 
-/* Define the manifest in exactly one source file of the plugin. */
+/* Define the manifest in exactly one source file of the plugin.  The extern
+ * declaration above gives it external linkage and default visibility. */
 #define VMRD_PLUGIN_MANIFEST(name_, version_, vendor_)                                                                 \
-	VMRD_PLUGIN_EXPORT const struct vmrd_manifest vmrd_plugin_manifest = {                                         \
+	const struct vmrd_manifest vmrd_plugin_manifest = {                                         \
 	        VMRD_MANIFEST_MAGIC, VMRD_ABI_MAJOR, VMRD_ABI_MINOR, name_, version_, vendor_}
 
 #ifdef __cplusplus

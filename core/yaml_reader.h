@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+// Reads a yaml-cpp document key by key, collecting every error as "file:line:column: key: what".
+#pragma once
+
+#include <cerrno>
+#include <cstdlib>
+#include <initializer_list>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "result.h"
+#include "units.h"
+
+namespace vmrd {
+
+inline std::string nodeType(const YAML::Node &n)
+{
+	switch (n.Type()) {
+	case YAML::NodeType::Map:
+		return "a map";
+	case YAML::NodeType::Sequence:
+		return "a list";
+	case YAML::NodeType::Scalar:
+		return "'" + n.Scalar() + "'";
+	default:
+		return "nothing";
+	}
+}
+
+// Walks a document, collecting every error with its position.  yaml-cpp
+// marks are 0-based; messages are 1-based like every editor.
+class YamlReader
+{
+public:
+	explicit YamlReader(std::string file) : file_(std::move(file)) {}
+
+	void fail(const YAML::Mark &mark, const std::string &key, const std::string &what)
+	{
+		std::ostringstream s;
+		s << file_ << ':' << mark.line + 1 << ':' << mark.column + 1 << ": ";
+		if (!key.empty())
+			s << key << ": ";
+		s << what;
+		errors_.push_back(s.str());
+	}
+	void fail(const YAML::Node &n, const std::string &key, const std::string &what) { fail(n.Mark(), key, what); }
+
+	bool map(const YAML::Node &n, const std::string &key)
+	{
+		if (n.IsMap())
+			return true;
+		fail(n, key, "expected a map, got " + nodeType(n));
+		return false;
+	}
+
+	// Reports every key of map `n` that is not in `known`.
+	void onlyKeys(const YAML::Node &n, const std::string &key, std::initializer_list<const char *> known)
+	{
+		for (const auto &kv : n) {
+			std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+			bool found = false;
+			std::string list;
+			for (const char *name : known) {
+				found = found || k == name;
+				list += list.empty() ? name : std::string(", ") + name;
+			}
+			if (!found)
+				fail(kv.first, join(key, k), "unknown key (known here: " + list + ")");
+		}
+	}
+
+	bool scalar(const YAML::Node &n, const std::string &key, std::string &out)
+	{
+		if (!n.IsScalar()) {
+			fail(n, key,
+			     "expected a single value, got " + (n.IsMap() ? std::string("a map") : nodeType(n)));
+			return false;
+		}
+		out = n.Scalar();
+		return true;
+	}
+
+	void text(const YAML::Node &parent, const char *name, const std::string &path, std::string &out)
+	{
+		if (YAML::Node n = parent[name])
+			scalar(n, join(path, name), out);
+	}
+
+	void size(const YAML::Node &parent, const char *name, const std::string &path, uint64_t &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		if (auto v = parseSize(s))
+			out = *v;
+		else
+			fail(n, join(path, name), "'" + s + "' is not a size (examples: 0, 4096, 4M, 128MiB, 2G)");
+	}
+
+	void duration(const YAML::Node &parent, const char *name, const std::string &path, Micros &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		if (auto v = parseDuration(s))
+			out = *v;
+		else
+			fail(n, join(path, name),
+			     "'" + s + "' is not a duration (examples: 500us, 50ms, 10s, 5m; a unit is required)");
+	}
+
+	void boolean(const YAML::Node &parent, const char *name, const std::string &path, bool &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		if (s == "true")
+			out = true;
+		else if (s == "false")
+			out = false;
+		else
+			fail(n, join(path, name), "'" + s + "' is not true or false");
+	}
+
+	// A whole number in [lo, hi].
+	void integer(const YAML::Node &parent, const char *name, const std::string &path, int64_t lo, int64_t hi,
+	             int64_t &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		char *end = nullptr;
+		errno = 0;
+		long long v = std::strtoll(s.c_str(), &end, 10);
+		if (s.empty() || *end != '\0' || errno || v < lo || v > hi)
+			fail(n, join(path, name),
+			     "'" + s + "' is not a whole number from " + std::to_string(lo) + " to " +
+			             std::to_string(hi));
+		else
+			out = v;
+	}
+
+	template <typename T>
+	void count(const YAML::Node &parent, const char *name, const std::string &path, int64_t lo, int64_t hi, T &out)
+	{
+		int64_t v = static_cast<int64_t>(out);
+		integer(parent, name, path, lo, hi, v);
+		out = static_cast<T>(v);
+	}
+
+	void real(const YAML::Node &parent, const char *name, const std::string &path, double lo, double hi,
+	          double &out)
+	{
+		std::string s;
+		YAML::Node n = parent[name];
+		if (!n || !scalar(n, join(path, name), s))
+			return;
+		char *end = nullptr;
+		double v = std::strtod(s.c_str(), &end);
+		if (s.empty() || *end != '\0' || !(v >= lo && v <= hi))
+			fail(n, join(path, name),
+			     "'" + s + "' is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+		else
+			out = v;
+	}
+
+	static std::string join(const std::string &path, const std::string &name)
+	{
+		return path.empty() ? name : path + "." + name;
+	}
+
+	const std::vector<std::string> &errors() const { return errors_; }
+
+private:
+	std::string file_;
+	std::vector<std::string> errors_;
+};
+
+// Parses `text` and hands the root to `read(reader, root)`, which returns the
+// value.  Syntax errors and every error the reader collected come back as
+// one Error, one "file:line:column: key: what" per line.
+template <typename T, typename F> Result<T> readYaml(const std::string &text, const std::string &file, F read)
+{
+	YamlReader r(file);
+	T value;
+	try {
+		value = read(r, YAML::Load(text));
+	} catch (const YAML::Exception &e) {
+		r.fail(e.mark, "", (r.errors().empty() ? "YAML syntax error: " : "") + e.msg);
+	}
+	if (r.errors().empty())
+		return value;
+	std::string all;
+	for (const auto &e : r.errors())
+		all += (all.empty() ? "" : "\n") + e;
+	return Error{-EINVAL, all};
+}
+
+// The text of a config file; an error names the path and what to do.
+Result<std::string> readConfigText(const std::string &path);
+
+} // namespace vmrd

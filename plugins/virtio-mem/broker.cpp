@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: MIT
+// vmrd-broker: turns guests' resize requests into QEMU requested-size changes within the range the host allows.
+#include "broker.h"
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mem_stats.h"
+#include "proc_file.h"
+#include "yaml_reader.h"
+
+namespace vmrd::vmem {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto growerWindow = 10s;  // a VM that asked to grow this recently competes for the spare
+constexpr auto reconnectEvery = 1s; // to a QMP or channel socket that is down
+constexpr auto qmpTimeout = 2000ms;
+
+BrokerConfig readBroker(YamlReader &r, const YAML::Node &root, const std::string &file)
+{
+	BrokerConfig c;
+	c.file = file;
+	if (!root || root.IsNull()) {
+		r.fail(YAML::Mark(), "", "the file is empty; it needs 'version: 1' and a list of vms");
+		return c;
+	}
+	if (!r.map(root, ""))
+		return c;
+	r.onlyKeys(root, "", {"version", "host", "vms", "logging"});
+	if (YAML::Node v = root["version"]) {
+		std::string s;
+		if (r.scalar(v, "version", s) && s != "1")
+			r.fail(v, "version", "'" + s + "' is not supported; this broker reads version 1");
+	} else {
+		r.fail(root, "version", "missing; put 'version: 1' at the top");
+	}
+	if (YAML::Node h = root["host"]) {
+		if (r.map(h, "host")) {
+			r.onlyKeys(h, "host", {"reserve", "budget", "requests_per_second", "procfs"});
+			r.size(h, "reserve", "host", c.reserve);
+			r.size(h, "budget", "host", c.budget);
+			r.count(h, "requests_per_second", "host", 1, 1000, c.requestsPerSecond);
+			r.text(h, "procfs", "host", c.procfs);
+		}
+	}
+	if (YAML::Node l = root["logging"]) {
+		if (r.map(l, "logging")) {
+			r.onlyKeys(l, "logging", {"level"});
+			std::string level;
+			if (l["level"] && r.scalar(l["level"], "logging.level", level)) {
+				if (auto lv = parseLogLevel(level))
+					c.logLevel = *lv;
+				else
+					r.fail(l["level"], "logging.level",
+					       "'" + level + "' is not error, warning, info or debug");
+			}
+		}
+	}
+	YAML::Node vms = root["vms"];
+	if (!vms || !vms.IsSequence() || vms.size() == 0) {
+		r.fail(vms ? vms : root, "vms", "expected a non-empty list of VMs");
+		return c;
+	}
+	for (size_t i = 0; i < vms.size(); i++) {
+		const std::string key = "vms[" + std::to_string(i) + "]";
+		const YAML::Node n = vms[i];
+		if (!r.map(n, key))
+			continue;
+		r.onlyKeys(n, key, {"name", "qmp", "device", "channel", "min", "max"});
+		VmConfig vm;
+		for (auto [field, out] : {std::pair<const char *, std::string *>{"name", &vm.name},
+		                          {"qmp", &vm.qmp},
+		                          {"device", &vm.device},
+		                          {"channel", &vm.channel}}) {
+			if (!n[field])
+				r.fail(n, key + "." + field, "missing");
+			else
+				r.text(n, field, key, *out);
+		}
+		if (!n["max"])
+			r.fail(n, key + ".max", "missing: the most memory the host lets this VM plug");
+		r.size(n, "min", key, vm.min);
+		r.size(n, "max", key, vm.max);
+		if (vm.min > vm.max)
+			r.fail(n["min"] ? n["min"] : n, key + ".min", "is more than max");
+		for (const auto &other : c.vms)
+			if (other.name == vm.name)
+				r.fail(n["name"], key + ".name", "'" + vm.name + "' is listed twice");
+		c.vms.push_back(vm);
+	}
+	return c;
+}
+
+uint64_t alignDown(uint64_t v, uint64_t block)
+{
+	return v / block * block;
+}
+uint64_t alignUp(uint64_t v, uint64_t block)
+{
+	return (v + block - 1) / block * block;
+}
+
+} // namespace
+
+Result<BrokerConfig> parseBrokerConfig(const std::string &text, const std::string &file)
+{
+	return readYaml<BrokerConfig>(text, file,
+	                              [&](YamlReader &r, const YAML::Node &root) { return readBroker(r, root, file); });
+}
+
+Result<BrokerConfig> loadBrokerConfig(const std::string &path)
+{
+	auto text = readConfigText(path);
+	if (!text)
+		return text.error();
+	return parseBrokerConfig(*text, path);
+}
+
+Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers)
+{
+	const uint64_t block = std::max<uint64_t>(now.blockSize, 1);
+	const uint64_t min = alignUp(vm.min, block), max = alignDown(vm.max, block);
+	Grant g;
+	uint64_t t = asked;
+	if (t > max) {
+		t = max;
+		g.why = "clamped to the VM's max " + formatSize(max);
+	} else if (t < min) {
+		t = min;
+		g.why = "clamped to the VM's min " + formatSize(min);
+	}
+	t = t > now.requested ? alignDown(t, block) : alignUp(t, block);
+	const uint64_t base = std::max(now.requested, min);
+	if (t > base) {
+		const uint64_t share = alignDown(spare / std::max(growers, 1u), block);
+		if (t - base > share) {
+			t = base + share;
+			g.why = "limited by the host's free memory: a share of " + formatSize(share) + " of " +
+			        formatSize(spare) + " spare among " + std::to_string(std::max(growers, 1u)) +
+			        " growing VM(s)";
+		}
+	}
+	if (t != asked && g.why.empty())
+		g.why = "aligned to the " + formatSize(block) + " block";
+	g.target = t;
+	return g;
+}
+
+bool VmSession::takeToken(Clock::time_point now)
+{
+	if (tokens_ < 0) {
+		tokens_ = rate_;
+		refill_ = now;
+	}
+	tokens_ = std::min<double>(rate_, tokens_ + std::chrono::duration<double>(now - refill_).count() * rate_);
+	refill_ = now;
+	if (tokens_ < 1)
+		return false;
+	tokens_ -= 1;
+	return true;
+}
+
+std::string VmSession::handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
+                              Clock::time_point now)
+{
+	Reply reply;
+	auto refuse = [&](const std::string &code, const std::string &message) {
+		reply.ok = false;
+		reply.error = code;
+		reply.message = message;
+		logWarning("vm " + config_.name + ": refused a request: " + code + ": " + message);
+		return formatReply(reply);
+	};
+	if (!takeToken(now))
+		return refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
+	if (tooLong)
+		return refuse("too-long", "a line is at most " + std::to_string(maxLine) + " bytes");
+	auto req = parseRequest(line);
+	if (!req) {
+		const std::string &m = req.error().message;
+		size_t colon = m.find(':');
+		return refuse(m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2));
+	}
+	reply.id = req->id;
+	if (!device)
+		return refuse("host-error", "the broker has no QMP connection to this VM's QEMU now; try again");
+	auto st = device->state();
+	if (!st)
+		return refuse("host-error", st.error().message);
+	st->min = config_.min;
+	st->max = config_.max;
+	if (req->kind == Request::Kind::Resize) {
+		if (req->target > st->requested)
+			lastGrow_ = now;
+		Grant g = decideTarget(req->target, config_, *st, spare, growers);
+		// Also when the target is unchanged but the device stopped short:
+		// setting it again makes the guest driver retry at once.
+		if (g.target != st->requested || st->size != g.target) {
+			if (auto s = device->setRequested(g.target); !s)
+				return refuse("host-error", s.error().message);
+		}
+		logInfo("vm " + config_.name + ": resize to " + formatSize(req->target) + " asked, " +
+		        formatSize(g.target) + " granted" + (g.why.empty() ? "" : " (" + g.why + ")") + "; plugged " +
+		        formatSize(st->size));
+		st->requested = g.target;
+	}
+	requested_ = st->requested;
+	reply.state = *st;
+	return formatReply(reply);
+}
+
+namespace {
+
+// A VM's two connections: QMP to its QEMU and the guest channel socket.
+class QmpDevice : public Device
+{
+public:
+	QmpDevice(Qmp &qmp, const std::string &device) : qmp_(qmp), device_(device) {}
+	Result<DeviceState> state() override
+	{
+		DeviceState s;
+		auto size = qmp_.getSize(device_, "size");
+		auto requested = size ? qmp_.getSize(device_, "requested-size") : size;
+		auto block = requested ? qmp_.getSize(device_, "block-size") : requested;
+		if (!block)
+			return block.error();
+		s.size = *size;
+		s.requested = *requested;
+		s.blockSize = *block;
+		return s;
+	}
+	Status setRequested(uint64_t bytes) override { return qmp_.setRequestedSize(device_, bytes); }
+
+private:
+	Qmp &qmp_;
+	std::string device_;
+};
+
+struct Vm {
+	std::unique_ptr<VmSession> session;
+	Qmp qmp;
+	int channel = -1;
+	LineReader reader;
+	bool warnedQmp = false, warnedChannel = false;
+};
+
+int connectUnix(const std::string &path)
+{
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+		int err = errno;
+		::close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+} // namespace
+
+int runBroker(const BrokerConfig &config)
+{
+	std::vector<Vm> vms(config.vms.size());
+	for (size_t i = 0; i < vms.size(); i++)
+		vms[i].session = std::make_unique<VmSession>(config.vms[i], config.requestsPerSecond);
+	auto meminfo = ProcFile::open(config.procfs + "/meminfo");
+	if (!meminfo) {
+		logError(meminfo.error().message);
+		return 1;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, nullptr);
+	int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC);
+	int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	int ep = ::epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || tfd < 0 || ep < 0) {
+		logError(std::string("cannot set up the event loop: ") + std::strerror(errno));
+		return 1;
+	}
+	// epoll tags: 0 signal, 1 timer, 2 + 2i VM i's channel, 3 + 2i its QMP.
+	auto watch = [&](int fd, uint64_t tag) {
+		epoll_event ev{};
+		ev.events = EPOLLIN;
+		ev.data.u64 = tag;
+		::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	};
+	watch(sfd, 0);
+	watch(tfd, 1);
+	itimerspec its{};
+	its.it_interval.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(reconnectEvery).count();
+	its.it_value = its.it_interval;
+	::timerfd_settime(tfd, 0, &its, nullptr);
+
+	auto reconnect = [&]() {
+		for (size_t i = 0; i < vms.size(); i++) {
+			Vm &vm = vms[i];
+			const VmConfig &c = vm.session->config();
+			if (!vm.qmp.connected()) {
+				if (auto s = vm.qmp.connect(c.qmp, qmpTimeout); s) {
+					logInfo("vm " + c.name + ": QMP connected on " + c.qmp);
+					vm.warnedQmp = false;
+					watch(vm.qmp.fd(), 3 + 2 * i);
+				} else if (!vm.warnedQmp) {
+					logWarning("vm " + c.name + ": " + s.error().message +
+					           "; retrying every second");
+					vm.warnedQmp = true;
+				}
+			}
+			if (vm.channel < 0) {
+				vm.channel = connectUnix(c.channel);
+				if (vm.channel >= 0) {
+					logInfo("vm " + c.name + ": guest channel connected on " + c.channel);
+					vm.warnedChannel = false;
+					vm.reader.clear();
+					watch(vm.channel, 2 + 2 * i);
+				} else if (!vm.warnedChannel) {
+					logWarning("vm " + c.name + ": guest channel " + c.channel + ": " +
+					           std::strerror(errno) + "; retrying every second");
+					vm.warnedChannel = true;
+				}
+			}
+		}
+	};
+	auto spare = [&]() -> uint64_t {
+		uint64_t hostSpare = 0;
+		if (auto text = meminfo->read())
+			if (auto m = parseMeminfo(*text))
+				hostSpare = m->memAvailable > config.reserve ? m->memAvailable - config.reserve : 0;
+		if (config.budget == 0)
+			return hostSpare;
+		uint64_t used = 0;
+		for (const auto &vm : vms) {
+			const VmConfig &c = vm.session->config();
+			used += vm.session->requested() > c.min ? vm.session->requested() - c.min : 0;
+		}
+		return std::min(hostSpare, config.budget > used ? config.budget - used : 0);
+	};
+	// The VMs competing for the spare: the asking one and every other that
+	// asked to grow recently.
+	auto growers = [&](const Vm &asking, VmSession::Clock::time_point now) {
+		unsigned n = 1;
+		for (const auto &vm : vms)
+			if (&vm != &asking && vm.session->lastGrowRequest() &&
+			    now - *vm.session->lastGrowRequest() < growerWindow)
+				n++;
+		return n;
+	};
+
+	logInfo("vmrd-broker serving " + std::to_string(vms.size()) + " VM(s); host reserve " +
+	        formatSize(config.reserve) + (config.budget ? ", budget " + formatSize(config.budget) : ""));
+	reconnect();
+	for (;;) {
+		epoll_event events[16];
+		int n = ::epoll_wait(ep, events, 16, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		for (int e = 0; e < n; e++) {
+			const uint64_t tag = events[e].data.u64;
+			if (tag == 0) {
+				signalfd_siginfo si;
+				if (::read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE) {
+					logInfo(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) +
+					        ", stopping");
+					return 0;
+				}
+				continue;
+			}
+			if (tag == 1) {
+				uint64_t x;
+				if (::read(tfd, &x, sizeof(x)) > 0)
+					reconnect();
+				continue;
+			}
+			Vm &vm = vms[(tag - 2) / 2];
+			const VmConfig &c = vm.session->config();
+			if ((tag - 2) % 2 == 1) {
+				if (!vm.qmp.drain())
+					logWarning("vm " + c.name +
+					           ": QEMU closed QMP (stopped or restarted?); reconnecting");
+				continue;
+			}
+			char buf[4096];
+			ssize_t got = ::read(vm.channel, buf, sizeof(buf));
+			if (got <= 0) {
+				if (got < 0 && (errno == EAGAIN || errno == EINTR))
+					continue;
+				logWarning("vm " + c.name + ": guest channel closed (QEMU stopped?); reconnecting");
+				::close(vm.channel);
+				vm.channel = -1;
+				continue;
+			}
+			vm.reader.feed(std::string_view(buf, static_cast<size_t>(got)));
+			while (auto line = vm.reader.next()) {
+				QmpDevice device(vm.qmp, c.device);
+				const auto now = VmSession::Clock::now();
+				std::string reply = vm.session->handle(line->text, line->tooLong,
+				                                       vm.qmp.connected() ? &device : nullptr, spare(),
+				                                       growers(vm, now), now);
+				if (::send(vm.channel, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+					logWarning("vm " + c.name + ": reply not delivered: " + std::strerror(errno));
+			}
+		}
+	}
+}
+
+} // namespace vmrd::vmem

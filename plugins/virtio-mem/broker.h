@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+// vmrd-broker: turns guests' resize requests into QEMU requested-size changes within the range the host allows.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "log.h"
+#include "protocol.h"
+#include "qmp.h"
+#include "result.h"
+
+namespace vmrd::vmem {
+
+struct VmConfig {
+	std::string name;
+	std::string qmp;     // QEMU's QMP unix socket, one client: give the broker its own
+	std::string device;  // the virtio-mem-pci device id
+	std::string channel; // the unix socket of the guest's virtserialport
+	uint64_t min = 0;    // the range the host allows, in bytes
+	uint64_t max = 0;
+};
+
+struct BrokerConfig {
+	std::string file;
+	uint64_t reserve = 1ull << 30;   // host MemAvailable never handed out
+	uint64_t budget = 0;             // bytes above the VMs' min the broker may hand out in all; 0: no cap
+	unsigned requestsPerSecond = 10; // per VM; beyond it requests are refused
+	std::string procfs = "/proc";    // where the host's meminfo is read
+	LogLevel logLevel = LogLevel::Info;
+	std::vector<VmConfig> vms;
+};
+
+Result<BrokerConfig> parseBrokerConfig(const std::string &text, const std::string &file);
+Result<BrokerConfig> loadBrokerConfig(const std::string &path);
+
+// The VM's device, as far as the broker is concerned.  QMP in the broker,
+// a fake in unit tests.
+class Device
+{
+public:
+	virtual ~Device() = default;
+	virtual Result<DeviceState> state() = 0;
+	virtual Status setRequested(uint64_t bytes) = 0;
+};
+
+// What a resize request gets: the new requested-size and why it differs
+// from what was asked.  Pure.
+//  - The target is clamped to the VM's [min, max] and to the device block
+//    (rounded down when growing, up when shrinking).
+//  - Growth above the current requested-size is limited by `spare` (host
+//    MemAvailable minus the reserve, and the budget left if there is one),
+//    split equally among the `growers` VMs that asked to grow in the last
+//    10 s.  Shrinking and the VM's min are always granted.
+struct Grant {
+	uint64_t target = 0;
+	std::string why; // empty when granted as asked
+};
+Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers);
+
+// Per-VM request handling, independent of sockets: one line in, one reply out.
+class VmSession
+{
+public:
+	using Clock = std::chrono::steady_clock;
+	VmSession(VmConfig config, unsigned requestsPerSecond) : config_(std::move(config)), rate_(requestsPerSecond) {}
+
+	const VmConfig &config() const { return config_; }
+	// Handles one complete line from the guest (tooLong: it was cut) and
+	// returns the reply line.  Never throws, never touches the device for a
+	// malformed or rate-limited request.
+	std::string handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
+	                   Clock::time_point now);
+	// When this VM last asked to grow.
+	std::optional<Clock::time_point> lastGrowRequest() const { return lastGrow_; }
+	// The requested-size the broker set last (for the budget).
+	uint64_t requested() const { return requested_; }
+
+private:
+	bool takeToken(Clock::time_point now);
+
+	VmConfig config_;
+	unsigned rate_;
+	double tokens_ = -1;
+	Clock::time_point refill_;
+	std::optional<Clock::time_point> lastGrow_;
+	uint64_t requested_ = 0;
+};
+
+// Serves every VM of the config with one epoll loop until SIGTERM/SIGINT.
+int runBroker(const BrokerConfig &config);
+
+} // namespace vmrd::vmem

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// The guest <-> broker protocol, version 1: one JSON object per line (see README.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "result.h"
+
+namespace vmrd::vmem {
+
+constexpr int protocolVersion = 1;
+// Longest line either side accepts, newline included; longer ones are an error.
+constexpr size_t maxLine = 1024;
+// Largest size or id either side accepts: 2^50 bytes (1 PiB) and 2^53.
+constexpr uint64_t maxSize = 1ull << 50;
+constexpr uint64_t maxId = 1ull << 53;
+
+// Guest -> broker.  `hello` asks for the state; `resize` asks for a new
+// requested size (bytes).
+struct Request {
+	enum class Kind { Hello, Resize };
+	Kind kind = Kind::Hello;
+	uint64_t id = 0;
+	uint64_t target = 0; // Resize only
+};
+
+// What the broker knows of the VM's virtio-mem device, in bytes.
+struct DeviceState {
+	uint64_t blockSize = 0;
+	uint64_t min = 0; // the range the host allows this VM
+	uint64_t max = 0;
+	uint64_t size = 0;      // plugged now (the device's `size`)
+	uint64_t requested = 0; // the device's `requested-size`
+};
+
+// Broker -> guest: the answer to request `id` (0 when the request was too
+// malformed to have one), with the state after it.
+struct Reply {
+	uint64_t id = 0;
+	bool ok = true;
+	DeviceState state;
+	std::string error;   // a code: bad-json, bad-version, bad-request, too-long, rate-limited, host-error
+	std::string message; // for people
+};
+
+// Parse and validate; an error's message starts with the error code and a colon.
+Result<Request> parseRequest(std::string_view line);
+Result<Reply> parseReply(std::string_view line);
+std::string formatRequest(const Request &r); // with the trailing newline
+std::string formatReply(const Reply &r);     // with the trailing newline
+
+// Splits a byte stream into lines of at most maxLine bytes.  A longer line is
+// dropped up to its newline and reported once as too long.
+class LineReader
+{
+public:
+	// Feeds bytes; then call next() until it returns nothing.
+	void feed(std::string_view bytes) { buffer_.append(bytes.data(), bytes.size()); }
+	struct Line {
+		std::string text;
+		bool tooLong = false;
+	};
+	std::optional<Line> next();
+	void clear()
+	{
+		buffer_.clear();
+		discarding_ = false;
+	}
+
+private:
+	std::string buffer_;
+	bool discarding_ = false;
+};
+
+} // namespace vmrd::vmem

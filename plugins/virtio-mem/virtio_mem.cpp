@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: MIT
+// virtio-mem backend: asks the host broker for a new device size and confirms in the guest what arrived.
+//
+// virtio-mem is driven by the host: the guest driver only converges to the
+// device's requested-size.  So a plug or unplug is a request to the broker on
+// the host, which clamps it to the range the host allows and sets
+// requested-size through QMP; this side then waits until the device's size
+// has converged and the memory shows in MemTotal.
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <vmrd/plugin.h>
+
+#include "mem_stats.h"
+#include "protocol.h"
+#include "transport.h"
+#include "units.h"
+
+VMRD_PLUGIN_MANIFEST("virtio-mem", "1.0.0", "vmrd project");
+
+using namespace vmrd;
+using namespace vmrd::vmem;
+using std::chrono::milliseconds;
+
+struct vmrd_backend {
+	vmrd_host host{};
+	std::string procfs;
+	std::string port = "/dev/virtio-ports/org.vmrd.0";
+	milliseconds replyTimeout{2000};
+	milliseconds plugTimeout{10000};
+	milliseconds unplugTimeout{30000};
+	std::unique_ptr<Transport> transport;
+	LineReader reader;
+	uint64_t nextId = 1;
+	bool connected = false;
+	DeviceState last;
+	uint64_t memTotalBase = 0; // MemTotal with nothing plugged, learnt at the first hello
+};
+
+namespace {
+
+void setMessage(char *msg, uint32_t size, const std::string &text)
+{
+	if (size > 0)
+		std::snprintf(msg, size, "%s", text.c_str());
+}
+
+void log(vmrd_backend *b, int level, const std::string &text)
+{
+	b->host.log(b->host.host_data, level, text.c_str());
+}
+
+std::optional<uint64_t> memTotal(vmrd_backend *b)
+{
+	std::ifstream in(b->procfs + "/meminfo");
+	std::stringstream s;
+	s << in.rdbuf();
+	auto m = parseMeminfo(s.str());
+	return m ? std::optional<uint64_t>(m->memTotal) : std::nullopt;
+}
+
+// Sends one request and waits for its reply.  Replies to other ids (late
+// answers to requests that timed out) are dropped.
+Result<Reply> call(vmrd_backend *b, Request req)
+{
+	req.id = b->nextId++;
+	if (b->nextId > maxId)
+		b->nextId = 1;
+	if (auto s = b->transport->send(formatRequest(req), b->replyTimeout); !s) {
+		b->connected = false;
+		return s.error();
+	}
+	const auto end = std::chrono::steady_clock::now() + b->replyTimeout;
+	for (;;) {
+		while (auto line = b->reader.next()) {
+			if (line->tooLong)
+				continue;
+			auto reply = parseReply(line->text);
+			if (!reply) {
+				log(b, VMRD_LOG_WARNING,
+				    "ignoring a malformed line from the broker: " + reply.error().message);
+				continue;
+			}
+			if (reply->id != req.id)
+				continue;
+			b->connected = true;
+			b->last = reply->state;
+			return *reply;
+		}
+		auto left = std::chrono::duration_cast<milliseconds>(end - std::chrono::steady_clock::now());
+		if (left.count() <= 0)
+			return Error{-ETIMEDOUT,
+			             "no reply from the host broker within " +
+			                     formatDuration(std::chrono::duration_cast<Micros>(b->replyTimeout))};
+		auto bytes = b->transport->receive(left);
+		if (!bytes) {
+			b->connected = false;
+			return bytes.error();
+		}
+		b->reader.feed(*bytes);
+	}
+}
+
+Result<DeviceState> hello(vmrd_backend *b)
+{
+	bool first = !b->connected;
+	auto r = call(b, Request{Request::Kind::Hello, 0, 0});
+	if (!r)
+		return r.error();
+	if (first) {
+		if (auto total = memTotal(b); total && *total >= r->state.size)
+			b->memTotalBase = *total - r->state.size;
+		log(b, VMRD_LOG_INFO,
+		    "connected to the host broker on " + b->transport->describe() + ": device " +
+		            formatSize(r->state.size) + " plugged, host allows " + formatSize(r->state.min) + " to " +
+		            formatSize(r->state.max) + ", block " + formatSize(r->state.blockSize));
+	}
+	return r->state;
+}
+
+// Asks for `target`, then waits until the device's size converged to what
+// was granted and the memory shows in MemTotal.  Returns the new size.
+Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, milliseconds timeout, std::string &note)
+{
+	auto r = call(b, Request{Request::Kind::Resize, 0, target});
+	if (!r)
+		return r.error();
+	if (!r->ok)
+		return Error{-EPERM, "the host broker refused: " + r->error + ": " + r->message};
+	const uint64_t granted = r->state.requested;
+	if (granted != target)
+		note = "the host granted " + formatSize(granted) + " of the " + formatSize(target) + " asked";
+	const auto end = std::chrono::steady_clock::now() + timeout;
+	DeviceState s = r->state;
+	while (s.size != granted && std::chrono::steady_clock::now() < end) {
+		std::this_thread::sleep_for(milliseconds(20));
+		auto h = hello(b);
+		if (!h)
+			return h.error();
+		s = *h;
+	}
+	if (s.size != granted)
+		note += (note.empty() ? "" : "; ") + std::string("the device stopped at ") + formatSize(s.size) +
+		        " of " + formatSize(granted) + " (unplug is best effort; asking again retries)";
+	// Confirm inside the guest: hot-plugged memory must be online to count.
+	uint64_t expected = b->memTotalBase + s.size;
+	auto total = memTotal(b);
+	while (total && *total != expected && std::chrono::steady_clock::now() < end + milliseconds(5000)) {
+		std::this_thread::sleep_for(milliseconds(20));
+		total = memTotal(b);
+	}
+	if (grow && total && *total < expected)
+		return Error{-EIO, "the device plugged " + formatSize(s.size) + " but MemTotal shows only " +
+		                           formatSize(*total - std::min(*total, b->memTotalBase)) +
+		                           ": new memory blocks stay offline; boot the guest with "
+		                           "memhp_default_state=online_movable or set daemon.online_movable: true"};
+	return s.size;
+}
+
+int fail(char *msg, uint32_t size, const Error &e)
+{
+	setMessage(msg, size, e.message);
+	return e.code < 0 ? e.code : -EIO;
+}
+
+int applyOption(vmrd_backend *b, const std::string &key, const std::string &value, std::string &error)
+{
+	auto duration = [&](milliseconds &out) {
+		auto d = parseDuration(value);
+		if (!d || d->count() <= 0) {
+			error = "bad value '" + value + "' for option '" + key + "': a duration such as 2s or 500ms";
+			return -EINVAL;
+		}
+		out = std::chrono::duration_cast<milliseconds>(*d);
+		return 0;
+	};
+	if (key == "port") {
+		b->port = value;
+		return 0;
+	}
+	if (key == "reply_timeout")
+		return duration(b->replyTimeout);
+	if (key == "plug_timeout")
+		return duration(b->plugTimeout);
+	if (key == "unplug_timeout")
+		return duration(b->unplugTimeout);
+	error = "unknown option '" + key + "' (known: port, reply_timeout, plug_timeout, unplug_timeout)";
+	return -EINVAL;
+}
+
+int vmCreate(const vmrd_host *host, const vmrd_option *options, uint32_t n, vmrd_backend **out, char *msg,
+             uint32_t msgSize)
+{
+	try {
+		auto b = std::make_unique<vmrd_backend>();
+		b->host = *host;
+		b->procfs = host->procfs_root;
+		for (uint32_t i = 0; i < n; i++) {
+			std::string error;
+			if (int r = applyOption(b.get(), options[i].key, options[i].value, error)) {
+				setMessage(msg, msgSize, error);
+				return r;
+			}
+		}
+		b->transport = openVirtioSerial(b->port);
+		// The broker may come later: a missing broker is not an error here.
+		if (auto h = hello(b.get()); !h && h.error().code == -ENODEV)
+			return fail(msg, msgSize, h.error());
+		else if (!h)
+			log(b.get(), VMRD_LOG_WARNING, h.error().message + "; vmrd retries when it needs memory");
+		*out = b.release();
+		return 0;
+	} catch (const std::exception &e) {
+		setMessage(msg, msgSize, e.what());
+		return -ENOMEM;
+	}
+}
+
+void vmDestroy(vmrd_backend *b)
+{
+	delete b;
+}
+
+int vmGetState(vmrd_backend *b, vmrd_backend_state *st, char *msg, uint32_t msgSize)
+{
+	try {
+		auto h = hello(b);
+		if (!h && h.error().code == -ENODEV)
+			return fail(msg, msgSize, h.error());
+		st->flags = VMRD_BACKEND_HOTPLUG | (h ? VMRD_BACKEND_CONNECTED : 0);
+		// While the broker is away, report what it said last.
+		st->block_size = b->last.blockSize ? b->last.blockSize : 2u << 20;
+		st->min_bytes = b->last.min;
+		st->max_bytes = b->last.max;
+		st->plugged_bytes = b->last.size;
+		return 0;
+	} catch (const std::exception &e) {
+		return fail(msg, msgSize, Error{-EIO, e.what()});
+	}
+}
+
+int vmResize(vmrd_backend *b, bool grow, uint64_t bytes, uint64_t *done, char *msg, uint32_t msgSize)
+{
+	*done = 0;
+	try {
+		auto h = hello(b);
+		if (!h)
+			return fail(msg, msgSize, h.error());
+		const uint64_t before = h->size;
+		const uint64_t target = grow ? before + bytes : before - std::min(before, bytes);
+		std::string note;
+		auto after = resize(b, grow, target, grow ? b->plugTimeout : b->unplugTimeout, note);
+		if (!after)
+			return fail(msg, msgSize, after.error());
+		*done = grow ? (*after > before ? *after - before : 0) : (before > *after ? before - *after : 0);
+		if (!note.empty())
+			log(b, VMRD_LOG_INFO, note);
+		if (*done == 0) {
+			setMessage(msg, msgSize, note.empty() ? "nothing changed" : note);
+			return grow ? -ENOSPC : -EBUSY;
+		}
+		return 0;
+	} catch (const std::exception &e) {
+		return fail(msg, msgSize, Error{-EIO, e.what()});
+	}
+}
+
+int vmPlug(vmrd_backend *b, uint64_t bytes, uint64_t *done, char *msg, uint32_t msgSize)
+{
+	return vmResize(b, true, bytes, done, msg, msgSize);
+}
+
+int vmUnplug(vmrd_backend *b, uint64_t bytes, uint64_t *done, char *msg, uint32_t msgSize)
+{
+	return vmResize(b, false, bytes, done, msg, msgSize);
+}
+
+const vmrd_backend_ops ops = {
+        sizeof(vmrd_backend_ops), 0, vmCreate, vmDestroy, vmGetState, vmPlug, vmUnplug, nullptr, nullptr, nullptr,
+};
+
+const vmrd_plugin_info info = {
+        sizeof(vmrd_plugin_info),
+        0,
+        "virtio-mem through the vmrd host broker (virtio-serial)",
+        &ops,
+};
+
+} // namespace
+
+VMRD_PLUGIN_EXPORT const vmrd_plugin_info *vmrd_plugin_entry_v1(void)
+{
+	return &info;
+}
