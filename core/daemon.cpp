@@ -538,8 +538,9 @@ void Daemon::execute(Decision d)
 		return;
 	}
 	if (worker_->busy()) {
-		logInfo("decision deferred, " + describeDecision(worker_->current()) +
-		        " is in flight: " + describeDecision(d));
+		const Decision &busy = worker_->current();
+		logInfo("decision deferred (" + std::string(actionName(busy.action)) + " of " + formatSize(busy.bytes) +
+		        " in flight): " + describeDecision(d));
 		return;
 	}
 	logInfo("decision: " + describeDecision(d));

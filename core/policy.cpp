@@ -58,9 +58,14 @@ public:
 		}
 		const uint64_t avail = s.mem.memAvailable;
 		const uint64_t spare = avail > p_.headroom ? avail - p_.headroom : 0;
-		if (spare == 0)
+		if (spare == 0) {
+			// Relief has no PSI event: while memory is plugged, look again
+			// after the next idle period.
+			if (b.plugged > std::max(limits_.min, b.minBytes))
+				nextCheck_ = now + p_.shrinkIdle;
 			return none("idle, but MemAvailable " + formatSize(avail) + " is within the headroom " +
 			            formatSize(p_.headroom));
+		}
 		// MemAvailable is the kernel's estimate of what can be freed
 		// without swapping: never ask for more than that.
 		Decision d = enforceLimits(now,
@@ -242,8 +247,13 @@ private:
 			holdoffUntil_ = now + std::min(p_.holdoffBase + p_.holdoffPerChunk * released_, p_.holdoffMax);
 			holdoffPgalloc_ = s.pgallocMovable;
 			lastEvent_ = now; // the next cycle needs a new idle period
-			scheduleIdle(now, b);
 		}
+		// Relief has no PSI event: while memory is plugged, look again after
+		// the next idle period.
+		if (released_ > 0 || b.plugged > std::max(limits_.min, b.minBytes))
+			scheduleIdle(now, b);
+		else
+			nextCheck_.reset();
 		released_ = 0;
 		retries_ = 0;
 		releasing_ = false;

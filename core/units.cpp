@@ -117,14 +117,22 @@ std::string formatSize(uint64_t bytes)
 
 std::string formatDuration(Micros d)
 {
-	int64_t us = d.count();
+	const int64_t us = d.count();
+	char buf[32];
 	if (us != 0 && us % 60000000 == 0)
 		return std::to_string(us / 60000000) + "m";
 	if (us % 1000000 == 0)
 		return std::to_string(us / 1000000) + "s";
-	if (us % 1000 == 0)
-		return std::to_string(us / 1000) + "ms";
-	return std::to_string(us) + "us";
+	// Not a whole unit: one decimal is what a reader of a log wants.
+	if (us >= 1000000)
+		std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(us) / 1e6);
+	else if (us % 1000 == 0)
+		std::snprintf(buf, sizeof(buf), "%lldms", static_cast<long long>(us / 1000));
+	else if (us >= 1000)
+		std::snprintf(buf, sizeof(buf), "%.1fms", static_cast<double>(us) / 1e3);
+	else
+		std::snprintf(buf, sizeof(buf), "%lldus", static_cast<long long>(us));
+	return buf;
 }
 
 } // namespace vmrd

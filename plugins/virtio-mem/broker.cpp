@@ -181,17 +181,20 @@ std::string VmSession::handle(const std::string &line, bool tooLong, Device *dev
 		logWarning("vm " + config_.name + ": refused a request: " + code + ": " + message);
 		return formatReply(reply);
 	};
+	if (tooLong)
+		return takeToken(now)
+		               ? refuse("too-long", "a line is at most " + std::to_string(maxLine) + " bytes")
+		               : refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
+	auto req = parseRequest(line);
+	if (req)
+		reply.id = req->id; // so that even a refusal reaches the request that caused it
 	if (!takeToken(now))
 		return refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
-	if (tooLong)
-		return refuse("too-long", "a line is at most " + std::to_string(maxLine) + " bytes");
-	auto req = parseRequest(line);
 	if (!req) {
 		const std::string &m = req.error().message;
 		size_t colon = m.find(':');
 		return refuse(m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2));
 	}
-	reply.id = req->id;
 	if (!device)
 		return refuse("host-error", "the broker has no QMP connection to this VM's QEMU now; try again");
 	auto st = device->state();

@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -135,30 +136,44 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 	const uint64_t granted = r->state.requested;
 	if (granted != target)
 		note = "the host granted " + formatSize(granted) + " of the " + formatSize(target) + " asked";
+	// Watch the convergence inside the guest, where it costs nothing: the
+	// device is done when MemTotal shows the granted size, unchanged for
+	// 200 ms (during an unplug each removed block briefly counts back in).
+	const uint64_t expected = b->memTotalBase + granted;
 	const auto end = std::chrono::steady_clock::now() + timeout;
-	DeviceState s = r->state;
-	while (s.size != granted && std::chrono::steady_clock::now() < end) {
+	auto stableSince = std::chrono::steady_clock::now();
+	std::optional<uint64_t> previous;
+	for (;;) {
+		auto total = memTotal(b);
+		const auto t = std::chrono::steady_clock::now();
+		if (total != previous)
+			stableSince = t;
+		previous = total;
+		if (total && *total == expected && t - stableSince >= milliseconds(200))
+			break;
+		// Unchanged for seconds short of the target: the device stopped
+		// (an unplug of memory in use); the broker's size says where.
+		if (t >= end || t - stableSince >= milliseconds(3000))
+			break;
 		std::this_thread::sleep_for(milliseconds(20));
-		auto h = hello(b);
-		if (!h)
-			return h.error();
-		s = *h;
 	}
+	// The device's own size is what counts: ask the broker once.
+	auto h = hello(b);
+	if (!h)
+		return h.error();
+	const DeviceState &s = *h;
 	if (s.size != granted)
 		note += (note.empty() ? "" : "; ") + std::string("the device stopped at ") + formatSize(s.size) +
 		        " of " + formatSize(granted) + " (unplug is best effort; asking again retries)";
-	// Confirm inside the guest: hot-plugged memory must be online to count.
-	uint64_t expected = b->memTotalBase + s.size;
 	auto total = memTotal(b);
-	while (total && *total != expected && std::chrono::steady_clock::now() < end + milliseconds(5000)) {
-		std::this_thread::sleep_for(milliseconds(20));
-		total = memTotal(b);
-	}
-	if (grow && total && *total < expected)
-		return Error{-EIO, "the device plugged " + formatSize(s.size) + " but MemTotal shows only " +
-		                           formatSize(*total - std::min(*total, b->memTotalBase)) +
-		                           ": new memory blocks stay offline; boot the guest with "
-		                           "memhp_default_state=online_movable or set daemon.online_movable: true"};
+	if (grow && total && s.size > 0 && *total < b->memTotalBase + s.size)
+		return Error{-EIO,
+		             "the device plugged " + formatSize(s.size) + " but MemTotal shows only " +
+		                     formatSize(*total - std::min(*total, b->memTotalBase)) +
+		                     ": the new memory is not online; either its blocks stay offline (boot the guest "
+		                     "with memhp_default_state=online_movable or set daemon.online_movable: true) or "
+		                     "the guest had too little free memory left to add it (grow earlier: a larger "
+		                     "policy.headroom or more sensitive psi.triggers)"};
 	return s.size;
 }
 

@@ -1,0 +1,80 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Builds a test guest from Debian packages: a cloud kernel unpacked (never
+# installed), its virtio and zram modules, busybox, and vmrd as `meson
+# install` lays it out, with the shared libraries it needs.
+# usage: build-guest.sh BUILD_DIR WORKLOAD OUT_DIR SERIES    (SERIES: 6.1 or 6.12)
+# Prints the kernel and initramfs paths.  Kernels are cached in
+# $VMRD_GUEST_CACHE (default /var/cache/vmrd-guest) between runs.
+set -eu
+build=$1 workload=$2 out=$3 series=$4
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${VMRD_GUEST_CACHE:-/var/cache/vmrd-guest}
+mkdir -p "$cache" "$out"
+
+case $series in
+6.1) meta=linux-image-cloud-amd64 ;;
+6.12) meta=linux-image-6.12-cloud-amd64 ;;
+*) echo "build-guest: unknown kernel series '$series' (6.1 or 6.12)" >&2; exit 2 ;;
+esac
+# The newest kernel of the series, resolved now rather than pinned.
+pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$pkg" ]; then
+	echo "build-guest: apt knows no $meta (run apt-get update)" >&2
+	exit 3
+fi
+kroot=$cache/$pkg
+if [ ! -d "$kroot" ]; then
+	if ! ls "$cache/${pkg}"_*.deb >/dev/null 2>&1; then
+		(cd "$cache" && apt-get download -q "$pkg" >/dev/null) || {
+			echo "build-guest: cannot download $pkg" >&2
+			exit 3
+		}
+	fi
+	rm -rf "$kroot.tmp"
+	dpkg-deb -x "$(ls "$cache/${pkg}"_*.deb | head -n 1)" "$kroot.tmp"
+	depmod -b "$kroot.tmp" "$(ls "$kroot.tmp/lib/modules")"
+	mv "$kroot.tmp" "$kroot"
+fi
+kver=$(ls "$kroot/lib/modules")
+
+root=$out/root-$series
+rm -rf "$root"
+mkdir -p "$root/bin" "$root/modules" "$root/etc"
+cp /bin/busybox "$root/bin/busybox"
+cp "$here/init" "$root/init"
+cp "$workload" "$root/bin/workload"
+
+# Modules in dependency order; built-in ones need nothing.  The compressor
+# modules are whichever zram's default needs on this kernel.
+: >"$root/modules/order"
+for m in virtio_pci virtio_mem virtio_console zram lzo_rle lz4_compress; do
+	/sbin/modprobe -d "$kroot" -S "$kver" --show-depends "$m" 2>/dev/null |
+		awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+	name=$(basename "$ko" | sed 's/\.xz$//')
+	case $ko in
+	*.xz) xz -dc "$ko" >"$root/modules/$name" ;;
+	*) cp "$ko" "$root/modules/$name" ;;
+	esac
+	echo "$name" >>"$root/modules/order"
+done
+
+# vmrd exactly as `meson install` produces it, plus its shared libraries.
+rm -rf "$out/install"
+meson install -C "$build" --destdir "$out/install" --no-rebuild --quiet >/dev/null
+cp -a "$out/install/." "$root/"
+find "$root/usr" -type f \( -perm -u+x -o -name '*.so' \) | while read -r elf; do
+	ldd "$elf" 2>/dev/null | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'
+done | sort -u | while read -r lib; do
+	mkdir -p "$root$(dirname "$lib")"
+	cp -L "$lib" "$root$lib"
+done
+# The dynamic loader where the ELF interpreter path points.
+mkdir -p "$root/lib64"
+cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs-$series.cpio.gz"
+cp "$kroot/boot/vmlinuz-$kver" "$out/vmlinuz-$series"
+rm -rf "$root" "$out/install"
+echo "$out/vmlinuz-$series $out/initramfs-$series.cpio.gz $kver"
