@@ -105,7 +105,11 @@ void BackendWorker::run()
 		Decision d = *job_;
 		lock.unlock();
 		Done done{d, {}, Error{}};
-		done.result = d.action == Decision::Action::Plug ? backend_.plug(d.bytes) : backend_.unplug(d.bytes);
+		// Action None: only re-read the state (a backend that was not connected).
+		if (d.action == Decision::Action::Plug)
+			done.result = backend_.plug(d.bytes);
+		else if (d.action == Decision::Action::Unplug)
+			done.result = backend_.unplug(d.bytes);
 		// Book what the backend reports, never what was asked.
 		done.state = backend_.state();
 		lock.lock();
@@ -269,6 +273,9 @@ int Daemon::setUp()
 	}
 	if (!armPsi(std::move(*psi)))
 		return 1;
+	if (!state_.connected)
+		refreshAt_ = now();
+	rearmTimer();
 	logInfo("running with backend '" + backend_->name() + "': " + describeState(state_) + "; policy " +
 	        config_.policy.preset + (options_.dryRun ? "; dry run: plug and unplug are logged, never called" : ""));
 	return 0;
@@ -431,6 +438,13 @@ void Daemon::onPressure(size_t i)
 	if (!s)
 		return;
 	lastSample_ = *s;
+	if (!state_.connected) {
+		logInfo("PSI " + describeTrigger(a.trigger) + ": backend '" + backend_->name() +
+		        "' is not connected; asking it again now");
+		refreshAt_ = t;
+		onTimer();
+		return;
+	}
 	const double severity = severityFor(i, t);
 	TraceRecord r;
 	r.type = TraceRecord::Type::Pressure;
@@ -484,9 +498,9 @@ void Daemon::advanceBursts(TimePoint t)
 
 void Daemon::onTimer()
 {
+	// Also called directly; a spurious wakeup finds nothing due.
 	uint64_t expirations;
-	if (::read(timerFd_, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
-		return;
+	(void)!::read(timerFd_, &expirations, sizeof(expirations));
 	const TimePoint t = now();
 	advanceBursts(t);
 	if (callDeadline_ && t >= *callDeadline_ && worker_->busy()) {
@@ -513,6 +527,10 @@ void Daemon::onTimer()
 				rearmAt_ = t + rearmInterval;
 			}
 		}
+	}
+	if (refreshAt_ && t >= *refreshAt_ && !worker_->busy()) {
+		refreshAt_.reset();
+		worker_->submit(Decision{Decision::Action::None, 0, "re-read the backend's state"});
 	}
 	if (policy_->nextCheck() && t >= *policy_->nextCheck()) {
 		if (auto s = sampler_->read()) {
@@ -559,13 +577,32 @@ void Daemon::onWorkerDone()
 		logWarning(what + " failed after " + formatSize(done->result.done) + ": " + done->result.message);
 	else if (done->result.done < done->asked.bytes)
 		logInfo(what + " partly done: " + formatSize(done->result.done) + " (a partial result is normal)");
+	const bool wasConnected = state_.connected;
 	if (done->state) {
 		state_ = done->state.value();
-		logInfo(what + " finished: " + describeState(state_));
+		if (done->asked.action != Decision::Action::None)
+			logInfo(what + " finished: " + describeState(state_));
 	} else {
 		logError(done->state.error().message + "; keeping the last known state");
 	}
 	const TimePoint t = now();
+	// A backend that lost its host (the broker is away) is asked again with
+	// a doubling pause; decisions wait until it is back.
+	if (!state_.connected) {
+		if (wasConnected || refreshBackoff_.count() == 0)
+			logWarning("backend '" + backend_->name() +
+			           "' is not connected; asking again with a growing pause");
+		refreshBackoff_ = std::min<Micros>(std::max<Micros>(refreshBackoff_ * 2, std::chrono::seconds(1)),
+		                                   std::chrono::seconds(30));
+		refreshAt_ = t + refreshBackoff_;
+	} else if (!wasConnected) {
+		logInfo("backend '" + backend_->name() + "' is connected: " + describeState(state_));
+		refreshBackoff_ = Micros(0);
+	}
+	if (done->asked.action == Decision::Action::None) {
+		rearmTimer();
+		return;
+	}
 	if (auto s = sampler_->read())
 		lastSample_ = *s;
 	TraceRecord r;
@@ -616,6 +653,7 @@ void Daemon::rearmTimer()
 	};
 	earliest(callDeadline_);
 	earliest(rearmAt_);
+	earliest(refreshAt_);
 	for (const auto &src : sources_)
 		if (src.burst)
 			earliest(src.burst->next);

@@ -115,8 +115,10 @@ private:
 	Sample lastSample_;
 	PsiMonitor psi_;
 	std::vector<Source> sources_;
-	std::vector<size_t> triggerSource_; // armed trigger -> index in sources_
-	std::optional<TimePoint> rearmAt_;  // retry sources that went away
+	std::vector<size_t> triggerSource_;  // armed trigger -> index in sources_
+	std::optional<TimePoint> rearmAt_;   // retry sources that went away
+	std::optional<TimePoint> refreshAt_; // ask a backend that is not connected again
+	Micros refreshBackoff_{0};
 	double lastSeverity_ = 0;
 	std::optional<TimePoint> lastSeverityAt_;
 	std::unique_ptr<BackendWorker> worker_;

@@ -445,8 +445,8 @@ def test_guard_without_swap(ctx):
     try:
         c.guest.run("echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir /sys/fs/cgroup/work")
         c.start_vmrd(extra="psi:\n  cgroups: [/sys/fs/cgroup/work/memory.pressure]\n"
-                           "guard:\n  cgroup: /sys/fs/cgroup/work\n  margin: 96M")
-        out = c.guest.run("sh -c 'echo $$ > /sys/fs/cgroup/work/cgroup.procs && exec workload 900 6000 1000'", timeout=300,
+                           "guard:\n  cgroup: /sys/fs/cgroup/work\n  margin: 192M")
+        out = c.guest.run("sh -c 'echo $$ > /sys/fs/cgroup/work/cgroup.procs && exec workload 900 9000 1000'", timeout=300,
                           check=False)
         kills = c.guest.vmstat("oom_kill")
         assert "workload: ok" in out and kills == 0, f"{kills} OOM kills:\n{out}"

@@ -73,7 +73,10 @@ int main(int argc, char **argv)
 	uint64_t ramp = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
 	uint64_t hold = argc > 3 ? strtoull(argv[3], NULL, 10) : 0;
 	uint64_t pages = mib * MIB / PAGE, bad = 0;
-	uint64_t *base = mmap(NULL, mib * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Reserve the address space without committing it, then commit 1 MiB
+	 * at a time as the workload grows, as a heap does: under the default
+	 * overcommit heuristic one mmap larger than RAM + swap would fail. */
+	uint64_t *base = mmap(NULL, mib * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (base == MAP_FAILED) {
 		perror("workload: mmap");
@@ -81,6 +84,10 @@ int main(int argc, char **argv)
 	}
 	uint64_t start = now_ms();
 	for (uint64_t m = 0; m < mib; m++) {
+		if (mprotect((char *)base + m * MIB, MIB, PROT_READ | PROT_WRITE) != 0) {
+			perror("workload: mprotect");
+			return 2;
+		}
 		for (uint64_t i = m * (MIB / PAGE); i < (m + 1) * (MIB / PAGE); i++)
 			fill(base + i * (PAGE / 8), i);
 		if (ramp) {
