@@ -75,6 +75,8 @@ public:
 		                           b);
 		if (d.action == Decision::Action::None && lastResize_ && now - *lastResize_ < limits_.minInterval)
 			nextCheck_ = *lastResize_ + limits_.minInterval;
+		else if (d.action == Decision::Action::None && b.plugged > std::max(limits_.min, b.minBytes))
+			nextCheck_ = now + p_.shrinkIdle; // less than a block spare now; maybe later
 		return d;
 	}
 

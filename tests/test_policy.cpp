@@ -393,3 +393,16 @@ TEST(Embedded, DecayWaitHoldsTheShrinkUntilPsiSettles)
 	s.someAvg60 = 0.03;
 	EXPECT_EQ(p->onTimer(t0 + 10s, s, backend(32 * MiB)).action, Decision::Action::Unplug);
 }
+
+TEST(Server, KeepsLookingWhileMemoryIsPlugged)
+{
+	// Relief has no PSI event: whatever stopped a shrink, the next check
+	// is scheduled while memory stays plugged, and none once it is all back.
+	auto p = server();
+	p->onTimer(t0, avail(200 * MiB), backend(GiB));
+	EXPECT_EQ(*p->nextCheck(), t0 + 30s) << "within the headroom";
+	p->onTimer(t0, avail(257 * MiB), backend(GiB));
+	EXPECT_EQ(*p->nextCheck(), t0 + 30s) << "less than a block spare";
+	p->onTimer(t0, avail(3 * GiB), backend(0));
+	EXPECT_FALSE(p->nextCheck()) << "nothing plugged: no timer, no wakeups";
+}

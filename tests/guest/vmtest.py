@@ -7,8 +7,10 @@
 # Every wait is a condition with a timeout; a failure prints the guest
 # console's tail and the daemon's and broker's logs.
 
+import ctypes
 import json
 import os
+import signal
 import re
 import shutil
 import socket
@@ -26,6 +28,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 class Skip(Exception):
     pass
+
+
+def die_with_parent():
+    """In a child: SIGKILL it when the harness dies, so no QEMU or broker outlives a killed test."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def wait_for(what, cond, timeout, interval=0.1):
@@ -109,16 +117,22 @@ class Guest:
         self.console = []
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         threading.Thread(target=self._read, daemon=True).start()
         self.seq = 0
         t0 = time.monotonic()
-        self.kernel_release = wait_for("the guest to boot", self._ready, 90)
-        self.boot_seconds = time.monotonic() - t0
-        self.qmp = Qmp(self.qmp_path)
-        if zram:
-            self.run(f"echo {zram} > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null"
-                     " && swapon /dev/zram0")
+        try:
+            self.kernel_release = wait_for("the guest to boot", self._ready, 90)
+            self.boot_seconds = time.monotonic() - t0
+            self.qmp = Qmp(self.qmp_path)
+            if zram:
+                self.run(f"echo {zram} > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null"
+                         " && swapon /dev/zram0")
+        except BaseException:
+            print("# guest console:\n# " + "\n# ".join(self.console_tail().splitlines()), flush=True)
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def _read(self):
         buf = b""
@@ -218,7 +232,8 @@ vms:
 
     def start(self):
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([self.exe, "--config", self.config], stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([self.exe, "--config", self.config], stdout=self.log, stderr=self.log,
+                                     preexec_fn=die_with_parent)
         wait_for("the broker to connect to QEMU", lambda: "guest channel connected" in self.text(), 15)
 
     def text(self):
@@ -253,7 +268,13 @@ class Case:
         self.ctx = ctx
         self.work = tempfile.mkdtemp(prefix="vmrd-guest-", dir=ctx.work)
         self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory)
-        self.broker = Broker(ctx.broker, self.work, self.guest, max_size=max_size) if broker else None
+        self.broker = None
+        try:
+            if broker:
+                self.broker = Broker(ctx.broker, self.work, self.guest, max_size=max_size)
+        except BaseException:
+            self.guest.stop()
+            raise
 
     def start_vmrd(self, extra=""):
         self.guest.write_file("/etc/vmrd/vmrd.yaml", DAEMON_CONFIG.format(extra=extra))

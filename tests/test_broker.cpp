@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+// Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config.
+#include <gtest/gtest.h>
+
+#include "broker.h"
+#include "protocol.h"
+
+using namespace vmrd;
+using namespace vmrd::vmem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint64_t MiB = 1ull << 20;
+constexpr uint64_t GiB = 1ull << 30;
+
+// A device that records what the broker did to it.
+class FakeDevice : public Device
+{
+public:
+	DeviceState s{2 * MiB, 0, 0, 0, 0};
+	int sets = 0;
+	bool broken = false;
+	Result<DeviceState> state() override
+	{
+		if (broken)
+			return Error{-ECONNRESET, "QMP: QEMU closed the connection"};
+		return s;
+	}
+	Status setRequested(uint64_t bytes) override
+	{
+		sets++;
+		s.requested = bytes;
+		return Ok{};
+	}
+};
+
+VmConfig vm(uint64_t min = 0, uint64_t max = 4 * GiB)
+{
+	return VmConfig{"test", "/q", "vm0", "/c", min, max};
+}
+
+const auto t0 = VmSession::Clock::time_point(std::chrono::hours(1));
+
+} // namespace
+
+TEST(Protocol, RequestsRoundTrip)
+{
+	auto r = parseRequest(formatRequest(Request{Request::Kind::Resize, 7, 3 * GiB}));
+	ASSERT_TRUE(r) << r.error().message;
+	EXPECT_EQ(r->kind, Request::Kind::Resize);
+	EXPECT_EQ(r->id, 7u);
+	EXPECT_EQ(r->target, 3 * GiB);
+	r = parseRequest("{\"v\":1,\"id\":1,\"type\":\"hello\"}");
+	ASSERT_TRUE(r);
+	EXPECT_EQ(r->kind, Request::Kind::Hello);
+}
+
+TEST(Protocol, HostileRequestsAreRefusedWithACode)
+{
+	struct {
+		const char *line, *code;
+	} cases[] = {
+	        {"", "bad-json"},
+	        {"not json", "bad-json"},
+	        {"[1]", "bad-json"},
+	        {"{\"id\":1,\"type\":\"hello\"}", "bad-version"},
+	        {"{\"v\":2,\"id\":1,\"type\":\"hello\"}", "bad-version"},
+	        {"{\"v\":\"1\",\"id\":1,\"type\":\"hello\"}", "bad-version"},
+	        {"{\"v\":1,\"type\":\"hello\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":0,\"type\":\"hello\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":-1,\"type\":\"hello\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":9007199254740993,\"type\":\"hello\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"reboot\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"resize\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"resize\",\"target\":-5}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"resize\",\"target\":1.5}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"resize\",\"target\":\"4G\"}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"resize\",\"target\":1152921504606846976}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"resize\",\"target\":99999999999999999999999}", "bad-request"},
+	        {"{\"v\":1,\"id\":1,\"type\":\"hello\",\"extra\":1}", "bad-request"},
+	};
+	for (const auto &c : cases) {
+		auto r = parseRequest(c.line);
+		ASSERT_FALSE(r) << c.line;
+		EXPECT_EQ(r.error().message.rfind(std::string(c.code) + ": ", 0), 0u)
+		        << c.line << ": " << r.error().message;
+	}
+}
+
+TEST(Protocol, RepliesRoundTrip)
+{
+	Reply r;
+	r.id = 3;
+	r.ok = false;
+	r.state = DeviceState{2 * MiB, 0, 4 * GiB, 128 * MiB, 256 * MiB};
+	r.error = "rate-limited";
+	r.message = "slow down \xff";
+	auto back = parseReply(formatReply(r));
+	ASSERT_TRUE(back) << back.error().message;
+	EXPECT_EQ(back->id, 3u);
+	EXPECT_FALSE(back->ok);
+	EXPECT_EQ(back->state.requested, 256 * MiB);
+	EXPECT_EQ(back->error, "rate-limited");
+	EXPECT_FALSE(parseReply("{\"v\":1,\"type\":\"reply\",\"id\":1}"));
+}
+
+TEST(Protocol, LineReaderCutsLongLines)
+{
+	LineReader r;
+	r.feed("a\nb");
+	EXPECT_EQ(r.next()->text, "a");
+	EXPECT_FALSE(r.next());
+	r.feed("c\n" + std::string(3000, 'x'));
+	EXPECT_EQ(r.next()->text, "bc");
+	auto l = r.next();
+	ASSERT_TRUE(l);
+	EXPECT_TRUE(l->tooLong);
+	r.feed(std::string(5000, 'y') + "\nok\n");
+	EXPECT_EQ(r.next()->text, "ok") << "the rest of the long line is dropped";
+	EXPECT_FALSE(r.next());
+}
+
+TEST(Grant, ClampsToTheRangeAndTheBlock)
+{
+	DeviceState now{2 * MiB, 0, 0, 0, 0};
+	EXPECT_EQ(decideTarget(1 * GiB, vm(), now, 100 * GiB, 1).target, 1 * GiB);
+	Grant g = decideTarget(100 * GiB, vm(0, 4 * GiB), now, 100 * GiB, 1);
+	EXPECT_EQ(g.target, 4 * GiB);
+	EXPECT_NE(g.why.find("clamped to the VM's max 4 GiB"), std::string::npos);
+	g = decideTarget(0, vm(512 * MiB), now, 100 * GiB, 1);
+	EXPECT_EQ(g.target, 512 * MiB) << "the min is always granted";
+	EXPECT_EQ(decideTarget(3 * MiB, vm(), now, 100 * GiB, 1).target, 2 * MiB) << "growth rounds down";
+	now.requested = 64 * MiB;
+	EXPECT_EQ(decideTarget(3 * MiB, vm(), now, 100 * GiB, 1).target, 4 * MiB) << "shrink rounds up";
+}
+
+TEST(Grant, GrowthSharesTheHostsSpareMemory)
+{
+	DeviceState now{2 * MiB, 0, 0, 1 * GiB, 1 * GiB};
+	// 1 GiB spare, three VMs growing: each request gets at most a third.
+	Grant g = decideTarget(4 * GiB, vm(), now, 1 * GiB, 3);
+	EXPECT_EQ(g.target, 1 * GiB + 340 * MiB);
+	EXPECT_NE(g.why.find("among 3 growing VM(s)"), std::string::npos) << g.why;
+	// No spare: no growth, but shrinking is always granted.
+	EXPECT_EQ(decideTarget(2 * GiB, vm(), now, 0, 1).target, 1 * GiB);
+	EXPECT_EQ(decideTarget(256 * MiB, vm(), now, 0, 1).target, 256 * MiB);
+}
+
+TEST(Session, MalformedRequestsNeverReachTheDevice)
+{
+	VmSession s(vm(), 1000);
+	FakeDevice d;
+	for (const char *line : {"{", "{\"v\":1,\"id\":5,\"type\":\"resize\",\"target\":-1}", "\x01\x02"}) {
+		auto reply = parseReply(s.handle(line, false, &d, 100 * GiB, 1, t0));
+		ASSERT_TRUE(reply);
+		EXPECT_FALSE(reply->ok);
+	}
+	auto reply = parseReply(s.handle("", true, &d, 100 * GiB, 1, t0));
+	ASSERT_TRUE(reply);
+	EXPECT_EQ(reply->error, "too-long");
+	EXPECT_EQ(d.sets, 0);
+}
+
+TEST(Session, ResizeIsClampedAndAnsweredWithTheState)
+{
+	VmSession s(vm(0, 1 * GiB), 1000);
+	FakeDevice d;
+	auto reply = parseReply(
+	        s.handle(formatRequest({Request::Kind::Resize, 9, 1ull << 49}), false, &d, 100 * GiB, 1, t0));
+	ASSERT_TRUE(reply);
+	EXPECT_TRUE(reply->ok);
+	EXPECT_EQ(reply->id, 9u);
+	EXPECT_EQ(reply->state.requested, 1 * GiB);
+	EXPECT_EQ(reply->state.max, 1 * GiB);
+	EXPECT_EQ(d.s.requested, 1 * GiB);
+	// The device stopped short: the same target is set again, which makes
+	// the guest driver retry at once.
+	d.s.size = 512 * MiB;
+	s.handle(formatRequest({Request::Kind::Resize, 10, 1 * GiB}), false, &d, 100 * GiB, 1, t0);
+	EXPECT_EQ(d.sets, 2);
+	d.s.size = 1 * GiB;
+	s.handle(formatRequest({Request::Kind::Resize, 11, 1 * GiB}), false, &d, 100 * GiB, 1, t0);
+	EXPECT_EQ(d.sets, 2) << "nothing to do once converged";
+}
+
+TEST(Session, FloodsAreRateLimited)
+{
+	VmSession s(vm(), 10);
+	FakeDevice d;
+	int refused = 0;
+	for (int i = 0; i < 100; i++) {
+		auto reply = parseReply(s.handle(formatRequest({Request::Kind::Resize, 1, 8 * GiB}), false, &d,
+		                                 100 * GiB, 1, t0 + std::chrono::milliseconds(i)));
+		ASSERT_TRUE(reply);
+		if (!reply->ok) {
+			EXPECT_EQ(reply->error, "rate-limited");
+			EXPECT_EQ(reply->id, 1u) << "even a refusal names its request";
+			refused++;
+		}
+	}
+	EXPECT_EQ(refused, 90);
+	EXPECT_LE(d.s.requested, 4 * GiB);
+	// A second later the bucket has refilled.
+	EXPECT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, &d, 0, 1, t0 + 2s))->ok);
+}
+
+TEST(Session, QmpTroubleIsAnErrorReply)
+{
+	VmSession s(vm(), 100);
+	FakeDevice d;
+	d.broken = true;
+	auto reply = parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0));
+	ASSERT_TRUE(reply);
+	EXPECT_EQ(reply->error, "host-error");
+	reply = parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, nullptr, 0, 1, t0));
+	EXPECT_EQ(reply->error, "host-error");
+}
+
+TEST(BrokerConfig, Parses)
+{
+	auto c = parseBrokerConfig(R"(version: 1
+host: {reserve: 2G, budget: 8G, requests_per_second: 5}
+vms:
+  - {name: a, qmp: /run/a.qmp, device: vm0, channel: /run/a.sock, min: 0, max: 4G}
+  - {name: b, qmp: /run/b.qmp, device: vm0, channel: /run/b.sock, max: 2G}
+)",
+	                           "b.yaml");
+	ASSERT_TRUE(c) << c.error().message;
+	EXPECT_EQ(c->reserve, 2 * GiB);
+	EXPECT_EQ(c->budget, 8 * GiB);
+	EXPECT_EQ(c->requestsPerSecond, 5u);
+	ASSERT_EQ(c->vms.size(), 2u);
+	EXPECT_EQ(c->vms[1].max, 2 * GiB);
+}
+
+TEST(BrokerConfig, ErrorsNamePlaceAndKey)
+{
+	struct {
+		const char *text, *expected;
+	} cases[] = {
+	        {"version: 1\n", "b.yaml:1:1: vms: expected a non-empty list of VMs"},
+	        {"version: 1\nvms:\n  - {name: a, qmp: /q, device: d, channel: /c}\n", "vms[0].max: missing"},
+	        {"version: 1\nvms:\n  - {name: a, qmp: /q, device: d, channel: /c, max: 1G, min: 2G}\n",
+	         "vms[0].min: is more than max"},
+	        {"version: 1\nvms:\n  - {name: a, qmp: /q, channel: /c, max: 1G}\n", "vms[0].device: missing"},
+	        {"version: 1\nhost: {reserv: 1G}\nvms: []\n", "b.yaml:2:8: host.reserv: unknown key"},
+	        {"version: 1\nvms:\n  - {name: a, qmp: /q, device: d, channel: /c, max: lots}\n",
+	         "vms[0].max: 'lots' is not a size"},
+	};
+	for (const auto &c : cases) {
+		auto r = parseBrokerConfig(c.text, "b.yaml");
+		ASSERT_FALSE(r) << c.text;
+		EXPECT_NE(r.error().message.find(c.expected), std::string::npos) << r.error().message;
+	}
+}
+
+TEST(BrokerConfig, ShippedExampleLoads)
+{
+	auto c = loadBrokerConfig(VMRD_BROKER_CONFIG);
+	ASSERT_TRUE(c) << c.error().message;
+	EXPECT_EQ(c->vms.size(), 1u);
+}
