@@ -265,13 +265,7 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 	if (!r.map(root, ""))
 		return c;
 	r.onlyKeys(root, "", {"version", "backend", "psi", "policy", "limits", "daemon", "guard", "logging", "paths"});
-	if (YAML::Node v = root["version"]) {
-		std::string s;
-		if (r.scalar(v, "version", s) && s != "1")
-			r.fail(v, "version", "'" + s + "' is not supported; this vmrd reads version 1");
-	} else {
-		r.fail(root, "version", "missing; put 'version: 1' at the top");
-	}
+	r.version(root, "this vmrd");
 	if (YAML::Node b = root["backend"])
 		readBackend(r, b, c.backend);
 	else
@@ -291,19 +285,7 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 		readDaemon(r, n, c.daemon);
 	if (YAML::Node n = root["guard"])
 		readGuard(r, n, c.guard);
-	if (YAML::Node n = root["logging"]) {
-		if (r.map(n, "logging")) {
-			r.onlyKeys(n, "logging", {"level"});
-			std::string level;
-			if (n["level"] && r.scalar(n["level"], "logging.level", level)) {
-				if (auto l = parseLogLevel(level))
-					c.logLevel = *l;
-				else
-					r.fail(n["level"], "logging.level",
-					       "'" + level + "' is not error, warning, info or debug");
-			}
-		}
-	}
+	r.logging(root, c.logLevel);
 	if (YAML::Node n = root["paths"]) {
 		if (r.map(n, "paths")) {
 			r.onlyKeys(n, "paths", {"procfs", "sysfs"});

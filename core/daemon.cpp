@@ -106,10 +106,12 @@ void BackendWorker::run()
 		lock.unlock();
 		Done done{d, {}, Error{}};
 		// Action None: only re-read the state (a backend that was not connected).
+		const auto started = std::chrono::steady_clock::now();
 		if (d.action == Decision::Action::Plug)
 			done.result = backend_.plug(d.bytes);
 		else if (d.action == Decision::Action::Unplug)
 			done.result = backend_.unplug(d.bytes);
+		done.call = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
 		// Book what the backend reports, never what was asked.
 		done.state = backend_.state();
 		lock.lock();
@@ -231,7 +233,8 @@ int Daemon::setUp()
 		updateGuard();
 	}
 	if (!config_.daemon.trace.empty()) {
-		auto t = trace_.open(config_.daemon.trace, config_.policy.preset);
+		auto t = trace_.open(config_.daemon.trace, config_.policy.preset,
+		                     std::chrono::duration_cast<Micros>(start_.time_since_epoch()));
 		if (!t) {
 			logError(t.error().message);
 			return EX_CONFIG;
@@ -581,7 +584,7 @@ void Daemon::onWorkerDone()
 	if (done->state) {
 		state_ = done->state.value();
 		if (done->asked.action != Decision::Action::None)
-			logInfo(what + " finished: " + describeState(state_));
+			logInfo(what + " finished in " + formatDuration(done->call) + ": " + describeState(state_));
 	} else {
 		logError(done->state.error().message + "; keeping the last known state");
 	}
@@ -609,6 +612,7 @@ void Daemon::onWorkerDone()
 	r.type = TraceRecord::Type::Result;
 	r.asked = done->asked;
 	r.result = done->result;
+	r.call = done->call;
 	r.sample = lastSample_;
 	record(r, t);
 	policy_->onResult(t, done->asked, done->result, lastSample_, state_);

@@ -28,6 +28,7 @@ public:
 		Decision asked;
 		CallResult result;
 		Result<BackendState> state{Error{}};
+		Micros call{0}; // how long the plug or unplug took
 	};
 
 	explicit BackendWorker(Backend &backend);

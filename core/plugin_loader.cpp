@@ -265,24 +265,24 @@ Result<BackendState> Backend::state()
 	return st;
 }
 
-CallResult Backend::plug(uint64_t bytes)
+CallResult Backend::resize(const char *name, ResizeOp op, uint64_t bytes)
 {
 	CallResult r;
 	MessageBuffer msg;
-	r.code = plugin_->ops().plug(object_, bytes, &r.done, msg.data(), msg.size());
+	r.code = op(object_, bytes, &r.done, msg.data(), msg.size());
 	if (r.code != 0)
-		r.message = describe("plug", r.code, msg.text());
+		r.message = describe(name, r.code, msg.text());
 	return r;
+}
+
+CallResult Backend::plug(uint64_t bytes)
+{
+	return resize("plug", plugin_->ops().plug, bytes);
 }
 
 CallResult Backend::unplug(uint64_t bytes)
 {
-	CallResult r;
-	MessageBuffer msg;
-	r.code = plugin_->ops().unplug(object_, bytes, &r.done, msg.data(), msg.size());
-	if (r.code != 0)
-		r.message = describe("unplug", r.code, msg.text());
-	return r;
+	return resize("unplug", plugin_->ops().unplug, bytes);
 }
 
 CallResult Backend::releaseAll()

@@ -98,6 +98,8 @@ public:
 private:
 	Backend(std::shared_ptr<Plugin> plugin, Paths paths);
 	std::string describe(const char *op, int code, const char *msg) const;
+	using ResizeOp = int (*)(vmrd_backend *, uint64_t, uint64_t *, char *, uint32_t);
+	CallResult resize(const char *name, ResizeOp op, uint64_t bytes);
 
 	std::shared_ptr<Plugin> plugin_;
 	Paths paths_;

@@ -96,12 +96,15 @@ TraceWriter::~TraceWriter()
 		std::fclose(file_);
 }
 
-Status TraceWriter::open(const std::string &path, const std::string &preset)
+Status TraceWriter::open(const std::string &path, const std::string &preset, Micros start)
 {
 	file_ = std::fopen(path.c_str(), "ae");
 	if (!file_)
 		return Error{-errno, path + ": cannot open the trace file: " + std::strerror(errno)};
-	std::fprintf(file_, "%s\n", json{{"type", "header"}, {"format", 1}, {"preset", preset}}.dump().c_str());
+	std::fprintf(file_, "%s\n",
+	             json{{"type", "header"}, {"format", 1}, {"preset", preset}, {"start_us", start.count()}}
+	                     .dump()
+	                     .c_str());
 	std::fflush(file_);
 	return Ok{};
 }
@@ -122,6 +125,7 @@ void TraceWriter::write(const TraceRecord &r)
 		j["bytes"] = r.asked.bytes;
 		j["code"] = r.result.code;
 		j["done"] = r.result.done;
+		j["call_us"] = r.call.count();
 	}
 	std::fprintf(file_, "%s\n", j.dump().c_str());
 	std::fflush(file_);
@@ -148,6 +152,7 @@ Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 			r.asked.bytes = j.at("bytes").get<uint64_t>();
 			r.result.code = j.at("code").get<int>();
 			r.result.done = j.at("done").get<uint64_t>();
+			r.call = Micros(j.value("call_us", int64_t{0}));
 		} else if (type == "sample") {
 			r.type = TraceRecord::Type::Sample;
 		} else if (type == "check") {

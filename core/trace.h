@@ -21,6 +21,7 @@ struct TraceRecord {
 	double severity = 0; // Pressure
 	Decision asked;      // Result
 	CallResult result;   // Result
+	Micros call{0};      // Result: how long the backend call took
 	Sample sample;       // every record: what the daemon read just before
 	BackendState state;  // every record: the backend's reported state
 };
@@ -33,8 +34,9 @@ public:
 	TraceWriter &operator=(const TraceWriter &) = delete;
 	~TraceWriter();
 
-	// Opens (appends to) the file and writes a header line with the preset.
-	Status open(const std::string &path, const std::string &preset);
+	// Opens (appends to) the file and writes a header line with the preset
+	// and `start`, the CLOCK_MONOTONIC time that record times count from.
+	Status open(const std::string &path, const std::string &preset, Micros start);
 	bool enabled() const { return file_ != nullptr; }
 	void write(const TraceRecord &r);
 

@@ -11,6 +11,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "log.h"
 #include "result.h"
 #include "units.h"
 
@@ -169,6 +170,35 @@ public:
 			     "'" + s + "' is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
 		else
 			out = v;
+	}
+
+	// `version: 1` at the top of `root`; `program` names who reads it.
+	void version(const YAML::Node &root, const std::string &program)
+	{
+		if (YAML::Node v = root["version"]) {
+			std::string s;
+			if (scalar(v, "version", s) && s != "1")
+				fail(v, "version", "'" + s + "' is not supported; " + program + " reads version 1");
+		} else {
+			fail(root, "version", "missing; put 'version: 1' at the top");
+		}
+	}
+
+	// The `logging:` section: `level` only.
+	void logging(const YAML::Node &root, LogLevel &out)
+	{
+		YAML::Node n = root["logging"];
+		if (!n || !map(n, "logging"))
+			return;
+		onlyKeys(n, "logging", {"level"});
+		std::string level;
+		if (n["level"] && scalar(n["level"], "logging.level", level)) {
+			if (auto l = parseLogLevel(level))
+				out = *l;
+			else
+				fail(n["level"], "logging.level",
+				     "'" + level + "' is not error, warning, info or debug");
+		}
 	}
 
 	static std::string join(const std::string &path, const std::string &name)

@@ -27,9 +27,10 @@ TEST(Trace, WrittenRecordsReadBack)
 	r.type = TraceRecord::Type::Result;
 	r.asked = Decision{Decision::Action::Unplug, 4 << 20, "x"};
 	r.result = CallResult{-16, 2 << 20, "busy"};
+	r.call = Micros(4567);
 	{
 		TraceWriter w;
-		ASSERT_TRUE(w.open(path, "server"));
+		ASSERT_TRUE(w.open(path, "server", Micros(123)));
 		w.write(p);
 		w.write(r);
 	}
@@ -49,6 +50,7 @@ TEST(Trace, WrittenRecordsReadBack)
 	EXPECT_EQ(b.asked.action, Decision::Action::Unplug);
 	EXPECT_EQ(b.result.code, -16);
 	EXPECT_EQ(b.result.done, 2u << 20);
+	EXPECT_EQ(b.call, Micros(4567));
 }
 
 TEST(Trace, MalformedLinesAreNamed)

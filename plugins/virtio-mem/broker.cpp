@@ -37,13 +37,7 @@ BrokerConfig readBroker(YamlReader &r, const YAML::Node &root, const std::string
 	if (!r.map(root, ""))
 		return c;
 	r.onlyKeys(root, "", {"version", "host", "vms", "logging"});
-	if (YAML::Node v = root["version"]) {
-		std::string s;
-		if (r.scalar(v, "version", s) && s != "1")
-			r.fail(v, "version", "'" + s + "' is not supported; this broker reads version 1");
-	} else {
-		r.fail(root, "version", "missing; put 'version: 1' at the top");
-	}
+	r.version(root, "this broker");
 	if (YAML::Node h = root["host"]) {
 		if (r.map(h, "host")) {
 			r.onlyKeys(h, "host", {"reserve", "budget", "requests_per_second", "procfs"});
@@ -53,19 +47,7 @@ BrokerConfig readBroker(YamlReader &r, const YAML::Node &root, const std::string
 			r.text(h, "procfs", "host", c.procfs);
 		}
 	}
-	if (YAML::Node l = root["logging"]) {
-		if (r.map(l, "logging")) {
-			r.onlyKeys(l, "logging", {"level"});
-			std::string level;
-			if (l["level"] && r.scalar(l["level"], "logging.level", level)) {
-				if (auto lv = parseLogLevel(level))
-					c.logLevel = *lv;
-				else
-					r.fail(l["level"], "logging.level",
-					       "'" + level + "' is not error, warning, info or debug");
-			}
-		}
-	}
+	r.logging(root, c.logLevel);
 	YAML::Node vms = root["vms"];
 	if (!vms || !vms.IsSequence() || vms.size() == 0) {
 		r.fail(vms ? vms : root, "vms", "expected a non-empty list of VMs");

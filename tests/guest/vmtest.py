@@ -322,7 +322,7 @@ def test_pressure_grows_and_gives_back(ctx):
         assert grown == 0, f"{grown} OOM kills"
         log = c.vmrd_log()
         assert "decision: plug" in log, "vmrd never plugged:\n" + log
-        plugs = re.findall(r"plug of (\S+ \S+) finished: (\S+ \S+) plugged", log)
+        plugs = re.findall(r"plug of (\S+ \S+) finished in \S+: (\S+ \S+) plugged", log)
         assert plugs, "no plug finished:\n" + log
         ctx.note(f"grew to {plugs[-1][1]} in {len(plugs)} plug(s); MemTotal at boot {total0 // MiB} MiB")
         # 2: give-back after the workload ended.
