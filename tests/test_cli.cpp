@@ -239,3 +239,24 @@ TEST(Daemon, HungBackendCallIsAbandonedOnStop)
 	EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
 	EXPECT_NE(p.err().find("abandoning the unplug"), std::string::npos) << p.err();
 }
+
+TEST(Daemon, DryRunDecidesButNeverCallsTheBackend)
+{
+	if (access("/proc/pressure/memory", R_OK) != 0 || geteuid() != 0)
+		GTEST_SKIP() << "needs PSI (/proc/pressure/memory) and root";
+	TempDir dir;
+	const std::string trace = dir.path() + "/mock-calls.jsonl";
+	std::string path = writeConfig(
+	        dir, "version: 1\nbackend:\n  name: mock\n  options: {initial: 1G, trace: " + trace + "}\n");
+	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR, "--dry-run"});
+	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	EXPECT_NE(p.err().find("dry run: plug and unplug are logged, never called"), std::string::npos) << p.err();
+	p.signal(SIGUSR1);
+	ASSERT_TRUE(p.waitForStderr("decision (dry run, not done): unplug 512 MiB", 5s)) << p.err();
+	p.signal(SIGTERM);
+	EXPECT_EQ(p.wait(5s), 0) << p.err();
+	EXPECT_NE(p.err().find("stopped; 1 GiB plugged"), std::string::npos) << p.err();
+	std::ifstream calls(trace);
+	std::string line;
+	EXPECT_FALSE(std::getline(calls, line)) << "the mock was called: " << line;
+}

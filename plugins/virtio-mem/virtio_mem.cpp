@@ -151,9 +151,11 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 		previous = total;
 		if (total && *total == expected && t - stableSince >= milliseconds(200))
 			break;
-		// Unchanged for seconds short of the target: the device stopped
-		// (an unplug of memory in use); the broker's size says where.
-		if (t >= end || t - stableSince >= milliseconds(3000))
+		// An unplug unchanged for seconds short of its target has stopped
+		// (memory in use); the broker's size says where.  A plug may stall
+		// that long while a nearly full guest finds memory for the new
+		// blocks' memmap: it gets the whole timeout.
+		if (t >= end || (!grow && t - stableSince >= milliseconds(3000)))
 			break;
 		std::this_thread::sleep_for(milliseconds(20));
 	}

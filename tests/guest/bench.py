@@ -101,7 +101,7 @@ def main():
     def med(key, step):
         return statistics.median(r[key] for r in results[step])
 
-    cpu = open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"\nvmrd in a real guest: kernel {release}, QEMU TCG, 512 MiB + virtio-mem, 1 GiB zram;")
     print(f"host: {cpu}, {os.cpu_count()} cores; median of {runs} runs each\n")
     print("| measure | 128 MiB plug | 1 GiB plug |")

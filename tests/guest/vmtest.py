@@ -435,6 +435,30 @@ def test_broker_absent_then_restarted(ctx):
         c.close()
 
 
+def test_broker_survives_qemu_restart(ctx):
+    """The broker reconnects to QMP and the channel when QEMU restarts, and serves the new guest."""
+    c = Case(ctx)
+    try:
+        c.start_vmrd()
+        c.guest.run("workload 900 6000 0", timeout=240)
+        wait_for("growth in the first QEMU", lambda: c.size() > 0, 30, 0.5)
+        c.guest.stop()
+        wait_for("the broker to notice", lambda: "QEMU closed QMP" in c.broker.text(), 15, 0.2)
+        c.guest = Guest(ctx.images, c.work)
+        wait_for("the broker to reconnect", lambda: c.broker.text().count("guest channel connected") >= 2, 15, 0.2)
+        c.start_vmrd()
+        out = c.guest.run("workload 900 6000 0", timeout=240)
+        assert "workload: ok" in out, out
+        wait_for("growth in the restarted QEMU", lambda: c.size() > 0, 30, 0.5)
+        assert c.broker.alive()
+        ctx.note(f"after the restart the device grew to {c.size() // MiB} MiB through the same broker")
+    except BaseException:
+        ctx.fail_details(c.diagnostics())
+        raise
+    finally:
+        c.close()
+
+
 def test_psi_windows_on_both_kernels(ctx):
     """6: the embedded preset's 50 ms window falls back to 500 ms on 6.1 and is taken as is on 6.12; both grow."""
     for series, expect_fallback in (("6.1", True), ("6.12", False)):
@@ -484,6 +508,7 @@ TESTS = [
     test_data_integrity_through_resizes,
     test_hostile_guest,
     test_broker_absent_then_restarted,
+    test_broker_survives_qemu_restart,
     test_psi_windows_on_both_kernels,
     test_guard_without_swap,
 ]
