@@ -19,7 +19,7 @@ std::string stamp(Micros t)
 } // namespace
 
 std::vector<std::string> replay(const PolicyParams &params, const Limits &limits,
-                                const std::vector<TraceRecord> &records, Micros tail)
+                                const std::vector<TraceRecord> &records, Micros tail, const SimulatedBackend &backend)
 {
 	std::vector<std::string> out;
 	if (records.empty())
@@ -49,7 +49,9 @@ std::vector<std::string> replay(const PolicyParams &params, const Limits &limits
 		if (d.action == Decision::Action::None)
 			return;
 		CallResult r{0, d.bytes, ""};
-		if (d.action == Decision::Action::Plug) {
+		if (backend) {
+			r = backend(d, sim);
+		} else if (d.action == Decision::Action::Plug) {
 			r.done = std::min(d.bytes, sim.maxBytes - std::min(sim.maxBytes, sim.plugged));
 			sim.plugged += r.done;
 		} else {

@@ -2,6 +2,7 @@
 // Replays a trace through the policy with a simulated backend.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,12 @@ namespace vmrd {
 // the simulated and the recorded size, so that a different decision still
 // sees a consistent MemAvailable.  Timers run as the policy asks, and for
 // `tail` after the last record.  Returns one line per decision.
+// `backend` (optional) performs each resize instead of the built-in
+// simulation: it gets the decision and the simulated state to update, and
+// returns what happened (tests put a backend over an emulated device here).
+using SimulatedBackend = std::function<CallResult(const Decision &, BackendState &)>;
 std::vector<std::string> replay(const PolicyParams &params, const Limits &limits,
-                                const std::vector<TraceRecord> &records, Micros tail = std::chrono::minutes(2));
+                                const std::vector<TraceRecord> &records, Micros tail = std::chrono::minutes(2),
+                                const SimulatedBackend &backend = nullptr);
 
 } // namespace vmrd

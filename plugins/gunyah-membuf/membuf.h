@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// The gunyah-membuf backend's logic: memory as qti_virtio_mem hint fds, behind the Kernel seam.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernel.h"
+#include "result.h"
+
+namespace vmrd::gunyah {
+
+struct MembufOptions {
+	std::string device = "/dev/qti_virtio_mem";
+	std::string sysfsDir = "devices/virtual/qti_virtio_mem/qti_virtio_mem"; // under the sysfs root
+	std::string hintName = "vmrd";
+};
+
+// Parses backend.options; an unknown key or a bad value is an error naming it.
+Result<MembufOptions> parseMembufOptions(const std::vector<std::pair<std::string, std::string>> &options);
+
+// Memory lifetime equals hint fd lifetime: if the daemon dies, the kernel
+// closes its fds and the memory goes back to the host.  So a (re)started
+// backend owns no hint and starts from what the device reports: only the
+// blocks the kernel plugged itself (kernel_plugged) remain.
+class Membuf
+{
+public:
+	using Log = std::function<void(int level, const std::string &)>;
+
+	// Opens the device and reads its limits from sysfs.
+	static Result<std::unique_ptr<Membuf>> create(Kernel &kernel, const MembufOptions &options,
+	                                              const std::string &sysfsRoot, Log log);
+	~Membuf();
+	Membuf(const Membuf &) = delete;
+	Membuf &operator=(const Membuf &) = delete;
+
+	uint64_t blockSize() const { return blockSize_; }
+	uint64_t maxBytes() const { return maxBytes_; }
+	// Bytes plugged as the device reports it (device_block_plugged), which
+	// counts our hints and the kernel's own blocks.
+	Result<uint64_t> plugged();
+
+	struct Outcome {
+		int code = 0;      // 0 or negative errno
+		uint64_t done = 0; // bytes really plugged or released
+		std::string message;
+	};
+	// One hint per block; stops at the first refusal and reports what it got.
+	Outcome plug(uint64_t bytes);
+	// Kernel-plugged blocks first (kernel_unplug), then our newest hints.
+	Outcome unplug(uint64_t bytes);
+	Outcome releaseAll();
+
+private:
+	Membuf(Kernel &kernel, MembufOptions options, std::string sysfs, Log log)
+	    : kernel_(kernel), options_(std::move(options)), sysfs_(std::move(sysfs)), log_(std::move(log))
+	{
+	}
+	Result<uint64_t> readNumber(const char *attribute);
+
+	Kernel &kernel_;
+	MembufOptions options_;
+	std::string sysfs_; // the device's sysfs directory
+	Log log_;
+	int device_ = -1;
+	uint64_t blockSize_ = 0;
+	uint64_t maxBytes_ = 0;
+	std::vector<int> hints_; // oldest first, one block each
+};
+
+} // namespace vmrd::gunyah
