@@ -6,6 +6,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "hotplug.h"
@@ -130,17 +131,8 @@ int main(int argc, char **argv)
 		("help,h", "print this help, exit");
 	// clang-format on
 	po::variables_map vm;
-	try {
-		po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-		po::notify(vm);
-	} catch (const po::error &e) {
-		std::cerr << "vmrd: " << e.what() << "\nTry 'vmrd --help'.\n";
-		return EX_USAGE;
-	}
-	if (vm.count("help")) {
-		std::cout << desc << "\n";
-		return 0;
-	}
+	if (auto code = parseCommandLine(argc, argv, "vmrd", desc, desc, {}, vm))
+		return *code;
 	if (vm.count("version")) {
 		std::cout << "vmrd " VMRD_VERSION " (plugin ABI " << VMRD_ABI_MAJOR << "." << VMRD_ABI_MINOR << ")\n";
 		return 0;

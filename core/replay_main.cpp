@@ -5,6 +5,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "cli.h"
 #include "config.h"
 #include "replay.h"
 
@@ -31,16 +32,11 @@ int main(int argc, char **argv)
 	po::positional_options_description pos;
 	pos.add("trace", 1);
 	po::variables_map vm;
-	try {
-		po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-		po::notify(vm);
-	} catch (const po::error &e) {
-		std::cerr << "vmrd-replay: " << e.what() << "\n";
+	if (auto code = parseCommandLine(argc, argv, "vmrd-replay", desc, all, pos, vm))
+		return *code;
+	if (tracePath.empty()) {
+		std::cerr << "vmrd-replay: name a trace file\nTry 'vmrd-replay --help'.\n";
 		return EX_USAGE;
-	}
-	if (vm.count("help") || tracePath.empty()) {
-		std::cout << desc << "\n";
-		return vm.count("help") ? 0 : EX_USAGE;
 	}
 	auto tailDuration = parseDuration(tail);
 	if (!tailDuration) {

@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 
 #include "broker.h"
+#include "cli.h"
 
 namespace po = boost::program_options;
 using namespace vmrd;
@@ -24,17 +25,8 @@ int main(int argc, char **argv)
 		("help,h", "print this help, exit");
 	// clang-format on
 	po::variables_map vm;
-	try {
-		po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
-		po::notify(vm);
-	} catch (const po::error &e) {
-		std::cerr << "vmrd-broker: " << e.what() << "\n";
-		return EX_USAGE;
-	}
-	if (vm.count("help")) {
-		std::cout << desc << "\n";
-		return 0;
-	}
+	if (auto code = parseCommandLine(argc, argv, "vmrd-broker", desc, desc, {}, vm))
+		return *code;
 	auto c = vmem::loadBrokerConfig(config);
 	if (!c) {
 		std::cerr << c.error().message << "\n";
