@@ -104,7 +104,7 @@ struct vmrd_option {
 
 /* Set in vmrd_backend_state.flags. */
 #define VMRD_BACKEND_CONNECTED (1u << 0) /* the backend can serve plug/unplug now */
-#define VMRD_BACKEND_HOTPLUG (1u << 1)    /* memory arrives as hot-plugged memory blocks */
+#define VMRD_BACKEND_HOTPLUG (1u << 1)   /* memory arrives as hot-plugged memory blocks */
 
 /*
  * Limits and state of a backend, all sizes in bytes.  plugged_bytes is what
@@ -207,7 +207,7 @@ VMRD_PLUGIN_EXPORT const struct vmrd_plugin_info *vmrd_plugin_entry_v1(void);
 /* Define the manifest in exactly one source file of the plugin.  The extern
  * declaration above gives it external linkage and default visibility. */
 #define VMRD_PLUGIN_MANIFEST(name_, version_, vendor_)                                                                 \
-	const struct vmrd_manifest vmrd_plugin_manifest = {                                         \
+	const struct vmrd_manifest vmrd_plugin_manifest = {                                                            \
 	        VMRD_MANIFEST_MAGIC, VMRD_ABI_MAJOR, VMRD_ABI_MINOR, name_, version_, vendor_}
 
 #ifdef __cplusplus
