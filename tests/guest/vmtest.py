@@ -343,6 +343,11 @@ def test_pressure_grows_and_gives_back(ctx):
 
 def test_data_integrity_through_resizes(ctx):
     """3: checksummed pages survive 10 grow/shrink cycles, including shrinks that stop short."""
+    # With zram, as real guests have: a shrink below what the workload holds
+    # makes the kernel migrate and swap, and stops short.  Without swap it
+    # fills ZONE_NORMAL with migrated pages, and the next grow then fails in
+    # the guest ("adding memory failed: -12": no room for the new blocks'
+    # memmap), which is why vmrd never asks for more than the guest can free.
     c = Case(ctx, broker=False)
     try:
         q = c.guest.qmp
@@ -354,7 +359,8 @@ def test_data_integrity_through_resizes(ctx):
         short = 0
         for cycle in range(10):
             q.set_requested(2 * GiB)
-            wait_for("grow to 2 GiB", lambda: c.size() == 2 * GiB, 30)
+            # Under TCG the kernel may still be swapping for the last shrink.
+            wait_for("grow to 2 GiB", lambda: c.size() == 2 * GiB, 120)
             q.set_requested(0)  # far below what the workload holds: stops short
             time.sleep(3)
             if c.size() > 0:
@@ -496,6 +502,12 @@ def test_guard_without_swap(ctx):
         kills = c.guest.vmstat("oom_kill")
         assert "workload: ok" in out and kills == 0, f"{kills} OOM kills:\n{out}"
         ctx.note(f"no OOM kill; device grew to {c.size() // MiB} MiB")
+        # The cgroup goes away (EPOLLERR on its PSI fd) and comes back.
+        c.guest.run("rmdir /sys/fs/cgroup/work")
+        wait_for("vmrd to notice the cgroup is gone", lambda: "went away" in c.vmrd_log(), 15, 0.5)
+        c.guest.run("mkdir /sys/fs/cgroup/work")
+        wait_for("vmrd to re-arm the cgroup's trigger", lambda: "is back; trigger re-armed" in c.vmrd_log(), 20, 0.5)
+        assert c.vmrd_alive(), c.vmrd_log()
     except BaseException:
         ctx.fail_details(c.diagnostics())
         raise
