@@ -18,7 +18,13 @@ case $series in
 *) echo "build-guest: unknown kernel series '$series' (6.1 or 6.12)" >&2; exit 2 ;;
 esac
 # The newest kernel of the series, resolved now rather than pinned.
-pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+resolve() { apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+pkg=$(resolve)
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+	# A machine whose package lists were never fetched.
+	apt-get update -qq >/dev/null 2>&1 || true
+	pkg=$(resolve)
+fi
 if [ -z "$pkg" ]; then
 	echo "build-guest: apt knows no $meta (run apt-get update)" >&2
 	exit 3
