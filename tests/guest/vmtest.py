@@ -276,8 +276,9 @@ class Case:
             self.guest.stop()
             raise
 
-    def start_vmrd(self, extra=""):
-        self.guest.write_file("/etc/vmrd/vmrd.yaml", DAEMON_CONFIG.format(extra=extra))
+    def start_vmrd(self, extra="", config=None):
+        """Starts vmrd with DAEMON_CONFIG plus `extra`, or with `config` whole."""
+        self.guest.write_file("/etc/vmrd/vmrd.yaml", config or DAEMON_CONFIG.format(extra=extra))
         self.guest.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
         wait_for("vmrd to start", lambda: "running with backend" in self.vmrd_log(), 20, 0.2)
 
@@ -306,13 +307,23 @@ class Case:
         self.guest.stop()
         shutil.rmtree(self.work, ignore_errors=True)
 
+    # `with Case(ctx) as c:` records the diagnostics of a failure and always
+    # stops the guest and the broker.
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is not None:
+            self.ctx.fail_details(self.diagnostics())
+        self.close()
+        return False
+
 
 # ---------------------------------------------------------------- the tests
 
 def test_pressure_grows_and_gives_back(ctx):
     """1 and 2: a workload beyond boot memory grows the guest; afterwards memory goes back, no idle re-grow."""
-    c = Case(ctx)
-    try:
+    with Case(ctx) as c:
         c.start_vmrd(extra="daemon:\n  trace: /tmp/trace.jsonl")
         total0 = c.guest.meminfo("MemTotal")
         # 1.2 GiB touched over 12 s on a 512 MiB guest with 1 GiB of zram.
@@ -334,11 +345,6 @@ def test_pressure_grows_and_gives_back(ctx):
         assert c.size() <= settled, f"re-grew while idle: {settled // MiB} -> {c.size() // MiB} MiB"
         assert c.guest.vmstat("oom_kill") == 0
         ctx.save_trace(c, "guest-6.1-server.jsonl")
-    except BaseException:
-        ctx.fail_details(c.diagnostics())
-        raise
-    finally:
-        c.close()
 
 
 def test_data_integrity_through_resizes(ctx):
@@ -348,8 +354,7 @@ def test_data_integrity_through_resizes(ctx):
     # fills ZONE_NORMAL with migrated pages, and the next grow then fails in
     # the guest ("adding memory failed: -12": no room for the new blocks'
     # memmap), which is why vmrd never asks for more than the guest can free.
-    c = Case(ctx, broker=False)
-    try:
+    with Case(ctx, broker=False) as c:
         q = c.guest.qmp
         q.set_requested(1 * GiB)
         wait_for("1 GiB plugged", lambda: c.size() == 1 * GiB, 30)
@@ -371,17 +376,11 @@ def test_data_integrity_through_resizes(ctx):
                        200, 1)
         assert "workload: ok" in out and " 0 bad" in out, out
         assert c.guest.vmstat("oom_kill") == 0
-    except BaseException:
-        ctx.fail_details(c.diagnostics())
-        raise
-    finally:
-        c.close()
 
 
 def test_hostile_guest(ctx):
     """4: malformed, oversized, huge and negative requests and floods: the broker answers and stays within max."""
-    c = Case(ctx, max_size=1 * GiB)
-    try:
+    with Case(ctx, max_size=1 * GiB) as c:
         port = "/dev/virtio-ports/org.vmrd.0"
         lines = [
             "not json",
@@ -407,17 +406,11 @@ def test_hostile_guest(ctx):
         granted = re.findall(r"\"id\":7.*?\"requested\":(\d+)", replies)
         assert granted and int(granted[0]) <= 1 * GiB, f"1 TiB ask not clamped: {granted}"
         ctx.note(f"broker alive; requested-size {requested // MiB} MiB (max 1024)")
-    except BaseException:
-        ctx.fail_details(c.diagnostics())
-        raise
-    finally:
-        c.close()
 
 
 def test_broker_absent_then_restarted(ctx):
     """5: vmrd runs without a broker, catches up when it starts, and again after it is killed and restarted."""
-    c = Case(ctx, broker=False)
-    try:
+    with Case(ctx, broker=False) as c:
         c.start_vmrd()
         assert "not connected" in c.vmrd_log() or "no reply" in c.vmrd_log(), c.vmrd_log()
         out = c.guest.run("workload 700 2000 0", timeout=240)
@@ -434,17 +427,11 @@ def test_broker_absent_then_restarted(ctx):
         assert "workload: ok" in out, out
         assert c.vmrd_alive(), c.vmrd_log()
         ctx.note(f"device {before // MiB} MiB before the broker restart, {c.size() // MiB} MiB after")
-    except BaseException:
-        ctx.fail_details(c.diagnostics())
-        raise
-    finally:
-        c.close()
 
 
 def test_broker_survives_qemu_restart(ctx):
     """The broker reconnects to QMP and the channel when QEMU restarts, and serves the new guest."""
-    c = Case(ctx)
-    try:
+    with Case(ctx) as c:
         c.start_vmrd()
         c.guest.run("workload 900 6000 0", timeout=240)
         wait_for("growth in the first QEMU", lambda: c.size() > 0, 30, 0.5)
@@ -458,42 +445,25 @@ def test_broker_survives_qemu_restart(ctx):
         wait_for("growth in the restarted QEMU", lambda: c.size() > 0, 30, 0.5)
         assert c.broker.alive()
         ctx.note(f"after the restart the device grew to {c.size() // MiB} MiB through the same broker")
-    except BaseException:
-        ctx.fail_details(c.diagnostics())
-        raise
-    finally:
-        c.close()
 
 
 def test_psi_windows_on_both_kernels(ctx):
     """6: the embedded preset's 50 ms window falls back to 500 ms on 6.1 and is taken as is on 6.12; both grow."""
     for series, expect_fallback in (("6.1", True), ("6.12", False)):
-        c = Case(ctx, series=series)
-        try:
-            c.start_vmrd(extra="")  # server preset; then the embedded one:
-            c.guest.run("kill $(pidof vmrd)")
-            c.guest.write_file("/etc/vmrd/vmrd.yaml",
-                               "version: 1\nbackend: {name: virtio-mem}\npolicy: {preset: embedded}\n"
-                               "limits: {min_interval: 0s}")
-            c.guest.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
-            wait_for("vmrd to start", lambda: "running with backend" in c.vmrd_log(), 20, 0.2)
+        with Case(ctx, series=series) as c:
+            c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\npolicy: {preset: embedded}\n"
+                                "limits: {min_interval: 0s}")
             log = c.vmrd_log()
             fell_back = "refused by the kernel" in log and "armed some 50ms/500ms" in log
             assert fell_back == expect_fallback, f"{series}: fallback {fell_back}, expected {expect_fallback}:\n{log}"
             c.guest.run("workload 800 3000 1000", timeout=240)
             wait_for("growth", lambda: c.size() > 0, 30, 0.5)
             ctx.note(f"{series} ({c.guest.kernel_release}): fallback {fell_back}, grew to {c.size() // MiB} MiB")
-        except BaseException:
-            ctx.fail_details(c.diagnostics())
-            raise
-        finally:
-            c.close()
 
 
 def test_guard_without_swap(ctx):
     """issue 3: without swap, memory.high on the workload's cgroup turns OOM kills into pressure, and vmrd grows."""
-    c = Case(ctx, zram=None)
-    try:
+    with Case(ctx, zram=None) as c:
         c.guest.run("echo +memory > /sys/fs/cgroup/cgroup.subtree_control && mkdir /sys/fs/cgroup/work")
         c.start_vmrd(extra="psi:\n  cgroups: [/sys/fs/cgroup/work/memory.pressure]\n"
                            "guard:\n  cgroup: /sys/fs/cgroup/work\n  margin: 192M")
@@ -508,11 +478,6 @@ def test_guard_without_swap(ctx):
         c.guest.run("mkdir /sys/fs/cgroup/work")
         wait_for("vmrd to re-arm the cgroup's trigger", lambda: "is back; trigger re-armed" in c.vmrd_log(), 20, 0.5)
         assert c.vmrd_alive(), c.vmrd_log()
-    except BaseException:
-        ctx.fail_details(c.diagnostics())
-        raise
-    finally:
-        c.close()
 
 
 TESTS = [
