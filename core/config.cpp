@@ -10,9 +10,11 @@
 #include <initializer_list>
 #include <regex>
 #include <sstream>
+#include <sys/un.h>
 
 #include <yaml-cpp/yaml.h>
 
+#include "control.h"
 #include "yaml_reader.h"
 
 namespace vmrd {
@@ -232,12 +234,35 @@ void readDaemon(YamlReader &r, const YAML::Node &n, DaemonConfig &d)
 	const std::string p = "daemon";
 	if (!r.map(n, p))
 		return;
-	r.onlyKeys(n, p, {"mlock", "oom_score_adj", "online_movable", "release_on_exit", "trace"});
+	r.onlyKeys(n, p, {"mlock", "oom_score_adj", "online_movable", "release_on_exit", "trace", "trace_max_size"});
 	r.boolean(n, "mlock", p, d.mlock);
 	r.count(n, "oom_score_adj", p, -1000, 1000, d.oomScoreAdj);
 	r.boolean(n, "online_movable", p, d.onlineMovable);
 	r.boolean(n, "release_on_exit", p, d.releaseOnExit);
 	r.text(n, "trace", p, d.trace);
+	r.size(n, "trace_max_size", p, d.traceMaxSize);
+	if (d.traceMaxSize != 0 && d.traceMaxSize < (64u << 10))
+		r.fail(n["trace_max_size"], "daemon.trace_max_size", "must be 0 (unbounded) or at least 64K");
+}
+
+void readControl(YamlReader &r, const YAML::Node &n, ControlConfig &c)
+{
+	const std::string p = "control";
+	if (!r.map(n, p))
+		return;
+	r.onlyKeys(n, p, {"socket", "http"});
+	r.text(n, "socket", p, c.socket);
+	r.text(n, "http", p, c.http);
+	if (!c.socket.empty() && c.socket[0] != '/')
+		r.fail(n["socket"], "control.socket", "'" + c.socket + "' is not an absolute path");
+	if (c.socket.size() >= sizeof(sockaddr_un::sun_path))
+		r.fail(n["socket"], "control.socket",
+		       "longer than the " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+		               " bytes a unix socket path can have");
+	if (!c.http.empty() && !parseListenAddress(c.http))
+		r.fail(n["http"], "control.http",
+		       "'" + c.http +
+		               "' is not ADDRESS:PORT with a numeric IPv4 or [IPv6] address, e.g. 127.0.0.1:9560");
 }
 
 void readGuard(YamlReader &r, const YAML::Node &n, GuardConfig &g)
@@ -264,7 +289,8 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 	}
 	if (!r.map(root, ""))
 		return c;
-	r.onlyKeys(root, "", {"version", "backend", "psi", "policy", "limits", "daemon", "guard", "logging", "paths"});
+	r.onlyKeys(root, "",
+	           {"version", "backend", "psi", "policy", "limits", "daemon", "control", "guard", "logging", "paths"});
 	r.version(root, "this vmrd");
 	if (YAML::Node b = root["backend"])
 		readBackend(r, b, c.backend);
@@ -283,6 +309,8 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 		readLimits(r, n, c.limits);
 	if (YAML::Node n = root["daemon"])
 		readDaemon(r, n, c.daemon);
+	if (YAML::Node n = root["control"])
+		readControl(r, n, c.control);
 	if (YAML::Node n = root["guard"])
 		readGuard(r, n, c.guard);
 	r.logging(root, c.logLevel);

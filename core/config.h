@@ -28,11 +28,18 @@ struct PsiConfig {
 };
 
 struct DaemonConfig {
-	bool mlock = true;          // mlockall() at start: never page the daemon out
-	int oomScoreAdj = -1000;    // written to /proc/self/oom_score_adj
-	bool onlineMovable = false; // make hot-added memory land in ZONE_MOVABLE instead of refusing to start
-	bool releaseOnExit = false; // give plugged memory back on SIGTERM
-	std::string trace;          // record the policy's inputs to this JSON-lines file
+	bool mlock = true;                   // mlockall() at start: never page the daemon out
+	int oomScoreAdj = -1000;             // written to /proc/self/oom_score_adj
+	bool onlineMovable = false;          // make hot-added memory land in ZONE_MOVABLE instead of refusing to start
+	bool releaseOnExit = false;          // give plugged memory back on SIGTERM
+	std::string trace;                   // the event log: JSON lines, read by vmrd-replay and vmrd-plot
+	uint64_t traceMaxSize = 16ull << 20; // then rotated to <trace>.1; 0: unbounded
+};
+
+// Where operators reach the running daemon (vmrdctl, Prometheus).
+struct ControlConfig {
+	std::string socket = "/run/vmrd/control.sock"; // empty: none
+	std::string http;                              // "127.0.0.1:9560" serves /metrics; empty: off
 };
 
 // For guests without swap: keep a cgroup's memory.high a margin below the
@@ -55,6 +62,7 @@ struct Config {
 	PolicyParams policy;
 	Limits limits;
 	DaemonConfig daemon;
+	ControlConfig control;
 	GuardConfig guard;
 	LogLevel logLevel = LogLevel::Info;
 	PathsConfig paths;

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sysexits.h>
@@ -16,6 +17,7 @@
 
 #include "hotplug.h"
 #include "log.h"
+#include "notify.h"
 
 namespace vmrd {
 
@@ -25,16 +27,24 @@ namespace {
 constexpr uint64_t tagTimer = 1ull << 32;
 constexpr uint64_t tagSignal = tagTimer + 1;
 constexpr uint64_t tagWorker = tagTimer + 2;
+constexpr uint64_t tagControl = tagTimer + 3;
 
 // How often a PSI source that went away (a removed cgroup) is looked for.
 constexpr auto rearmInterval = std::chrono::seconds(5);
 // Samples of the stall total across one window after an event.
 constexpr int burstSamples = 4;
+// Decisions kept for vmrdctl status.
+constexpr size_t recentDecisions = 10;
 
 std::string describeState(const BackendState &s)
 {
 	return formatSize(s.plugged) + " plugged (range " + formatSize(s.minBytes) + " to " + formatSize(s.maxBytes) +
 	       ", block " + formatSize(s.blockSize) + ")";
+}
+
+double seconds(Micros d)
+{
+	return static_cast<double>(d.count()) / 1e6;
 }
 
 bool sameTriggers(const std::vector<TriggerConfig> &a, const std::vector<TriggerConfig> &b)
@@ -234,7 +244,8 @@ int Daemon::setUp()
 	}
 	if (!config_.daemon.trace.empty()) {
 		auto t = trace_.open(config_.daemon.trace, config_.policy.preset,
-		                     std::chrono::duration_cast<Micros>(start_.time_since_epoch()));
+		                     std::chrono::duration_cast<Micros>(start_.time_since_epoch()),
+		                     config_.daemon.traceMaxSize);
 		if (!t) {
 			logError(t.error().message);
 			return EX_CONFIG;
@@ -255,6 +266,16 @@ int Daemon::setUp()
 		logError(std::string("cannot set up the event loop: ") + std::strerror(errno));
 		return 1;
 	}
+	if (!config_.control.socket.empty() || !config_.control.http.empty()) {
+		// Before the worker thread exists: binding changes the umask for a moment.
+		auto control =
+		        ControlServer::open(config_.control, [this](const std::string &c) { return onControl(c); });
+		if (!control) {
+			logError(control.error().message);
+			return EX_CONFIG;
+		}
+		control_ = std::move(*control);
+	}
 	worker_ = std::make_unique<BackendWorker>(*backend_);
 	auto watch = [&](int fd, uint64_t tag) {
 		epoll_event ev{};
@@ -262,7 +283,8 @@ int Daemon::setUp()
 		ev.data.u64 = tag;
 		return ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 	};
-	if (!watch(timerFd_, tagTimer) || !watch(signalFd_, tagSignal) || !watch(worker_->eventFd(), tagWorker)) {
+	if (!watch(timerFd_, tagTimer) || !watch(signalFd_, tagSignal) || !watch(worker_->eventFd(), tagWorker) ||
+	    (control_ && !watch(control_->fd(), tagControl))) {
 		logError(std::string("epoll_ctl: ") + std::strerror(errno));
 		return 1;
 	}
@@ -278,9 +300,16 @@ int Daemon::setUp()
 		return 1;
 	if (!state_.connected)
 		refreshAt_ = now();
+	watchdog_ = watchdogInterval();
+	if (watchdog_)
+		watchdogAt_ = now() + *watchdog_;
 	rearmTimer();
 	logInfo("running with backend '" + backend_->name() + "': " + describeState(state_) + "; policy " +
-	        config_.policy.preset + (options_.dryRun ? "; dry run: plug and unplug are logged, never called" : ""));
+	        config_.policy.preset + (options_.dryRun ? "; dry run: plug and unplug are logged, never called" : "") +
+	        (config_.control.socket.empty() ? "" : "; control socket " + config_.control.socket) +
+	        (config_.control.http.empty() ? "" : "; metrics on http://" + config_.control.http + "/metrics"));
+	notifySystemd("READY=1");
+	notifyStatus();
 	return 0;
 }
 
@@ -305,7 +334,10 @@ int Daemon::run()
 				onWorkerDone();
 			else if (tag == tagSignal)
 				onSignal();
-			else if (events[i].events & EPOLLERR)
+			else if (tag == tagControl) {
+				control_->process();
+				rearmTimer();
+			} else if (events[i].events & EPOLLERR)
 				onPsiError(tag);
 			else
 				onPressure(tag);
@@ -321,18 +353,10 @@ void Daemon::onSignal()
 		switch (si.ssi_signo) {
 		case SIGUSR1:
 			logInfo("SIGUSR1: shrink check now");
-			if (auto s = sampler_->read()) {
-				lastSample_ = *s;
-				TraceRecord r;
-				r.type = TraceRecord::Type::Check;
-				r.sample = *s;
-				record(r, now());
-				execute(policy_->onTimer(now(), *s, state_));
-			}
-			rearmTimer();
+			checkNow();
 			break;
 		case SIGHUP:
-			reload();
+			(void)reload("SIGHUP");
 			break;
 		default:
 			logInfo(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) + ", stopping");
@@ -342,8 +366,25 @@ void Daemon::onSignal()
 	}
 }
 
+Decision Daemon::checkNow()
+{
+	Decision d{Decision::Action::None, 0, "cannot read the memory statistics"};
+	if (auto s = sampler_->read()) {
+		lastSample_ = *s;
+		TraceRecord r;
+		r.type = TraceRecord::Type::Check;
+		r.sample = *s;
+		record(r, now());
+		d = policy_->onTimer(now(), *s, state_);
+		execute(d);
+	}
+	rearmTimer();
+	return d;
+}
+
 int Daemon::stop()
 {
+	notifySystemd("STOPPING=1");
 	if (worker_->busy() && !worker_->waitIdle(std::chrono::milliseconds(900))) {
 		logWarning("abandoning the " + describeDecision(worker_->current()) +
 		           " in flight; memory stays as the backend leaves it");
@@ -370,13 +411,14 @@ int Daemon::stop()
 	return exitCode_;
 }
 
-void Daemon::reload()
+Status Daemon::reload(const std::string &origin)
 {
 	const std::string &path = options_.configPath;
 	auto next = loadConfig(path);
 	if (!next) {
-		logError("SIGHUP: the new config is rejected, the running one is kept:\n" + next.error().message);
-		return;
+		logError(origin + ": the new config is rejected, the running one is kept:\n" + next.error().message);
+		return Error{next.error().code,
+		             "the new config is rejected, the running one is kept:\n" + next.error().message};
 	}
 	Config &n = *next;
 	const auto &o = config_;
@@ -384,9 +426,12 @@ void Daemon::reload()
 	    n.backend.pluginDir != o.backend.pluginDir || n.paths.procfs != o.paths.procfs ||
 	    n.paths.sysfs != o.paths.sysfs || n.daemon.mlock != o.daemon.mlock ||
 	    n.daemon.oomScoreAdj != o.daemon.oomScoreAdj || n.daemon.trace != o.daemon.trace ||
-	    n.guard.cgroup != o.guard.cgroup)
-		logWarning("SIGHUP: changes to backend, paths, daemon.mlock, daemon.oom_score_adj, daemon.trace and "
-		           "guard.cgroup take effect on restart; the rest is applied");
+	    n.daemon.traceMaxSize != o.daemon.traceMaxSize || n.control.socket != o.control.socket ||
+	    n.control.http != o.control.http || n.guard.cgroup != o.guard.cgroup)
+		logWarning(
+		        origin +
+		        ": changes to backend, paths, daemon.mlock, daemon.oom_score_adj, daemon.trace, "
+		        "daemon.trace_max_size, control and guard.cgroup take effect on restart; the rest is applied");
 	if (n.psi.system != o.psi.system || n.psi.cgroups != o.psi.cgroups ||
 	    !sameTriggers(n.psi.triggers, o.psi.triggers)) {
 		std::vector<std::string> sources = n.psi.cgroups;
@@ -394,9 +439,10 @@ void Daemon::reload()
 			sources.insert(sources.begin(), o.paths.procfs + "/pressure/memory");
 		auto psi = PsiMonitor::arm(sources, n.psi.triggers);
 		if (!psi) {
-			logError("SIGHUP: cannot arm the new PSI triggers, the running config is kept: " +
+			logError(origin + ": cannot arm the new PSI triggers, the running config is kept: " +
 			         psi.error().message);
-			return;
+			return Error{psi.error().code, "cannot arm the new PSI triggers, the running config is kept: " +
+			                                       psi.error().message};
 		}
 		armPsi(std::move(*psi));
 		config_.psi = n.psi;
@@ -411,8 +457,10 @@ void Daemon::reload()
 	setLogLevel(n.logLevel);
 	policy_ = Policy::create(config_.policy, config_.limits);
 	updateGuard();
-	logInfo("SIGHUP: reloaded " + path + "; policy " + config_.policy.preset + " starts afresh");
+	logInfo(origin + ": reloaded " + path + "; policy " + config_.policy.preset + " starts afresh");
 	rearmTimer();
+	notifyStatus();
+	return Ok{};
 }
 
 double Daemon::severityFor(size_t trigger, TimePoint t) const
@@ -430,6 +478,7 @@ void Daemon::onPressure(size_t i)
 	const auto &a = psi_.armed()[i];
 	const TimePoint t = now();
 	logDebug("PSI event: " + describeTrigger(a.trigger) + " on " + a.source);
+	metrics_.pressure(a.source, describeTrigger(a.trigger));
 	Source &src = sources_[triggerSource_[i]];
 	if (!src.burst && src.file) {
 		if (auto total = readPsiTotal(*src.file, false)) {
@@ -506,6 +555,12 @@ void Daemon::onTimer()
 	(void)!::read(timerFd_, &expirations, sizeof(expirations));
 	const TimePoint t = now();
 	advanceBursts(t);
+	if (watchdogAt_ && t >= *watchdogAt_) {
+		notifySystemd("WATCHDOG=1");
+		watchdogAt_ = t + *watchdog_;
+	}
+	if (control_ && control_->nextDeadline() && t >= *control_->nextDeadline())
+		control_->process();
 	if (callDeadline_ && t >= *callDeadline_ && worker_->busy()) {
 		logWarning(describeDecision(worker_->current()) + " has run longer than backend.call_timeout " +
 		           formatDuration(config_.backend.callTimeout) + " in backend '" + backend_->name() +
@@ -550,23 +605,41 @@ void Daemon::onTimer()
 
 void Daemon::execute(Decision d)
 {
+	metrics_.decision(d.action);
+	TraceRecord r;
+	r.type = TraceRecord::Type::Decision;
+	r.asked = d;
+	r.sample = lastSample_;
+	record(r, now());
 	if (d.action == Decision::Action::None) {
 		logInfo("decision: " + describeDecision(d));
+		remember(d, "");
 		return;
 	}
 	if (options_.dryRun) {
 		logInfo("decision (dry run, not done): " + describeDecision(d));
+		remember(d, "dry run: not done");
 		return;
 	}
 	if (worker_->busy()) {
 		const Decision &busy = worker_->current();
-		logInfo("decision deferred (" + std::string(actionName(busy.action)) + " of " + formatSize(busy.bytes) +
-		        " in flight): " + describeDecision(d));
+		const std::string inFlight = std::string(actionName(busy.action)) + " of " + formatSize(busy.bytes);
+		logInfo("decision deferred (" + inFlight + " in flight): " + describeDecision(d));
+		remember(d, "not done: " + inFlight + " was in flight");
 		return;
 	}
 	logInfo("decision: " + describeDecision(d));
+	remember(d, "in flight");
+	inFlightSeq_ = recentSeq_;
 	worker_->submit(d);
 	callDeadline_ = now() + config_.backend.callTimeout;
+}
+
+void Daemon::remember(const Decision &d, std::string outcome)
+{
+	recent_.push_back(Recent{++recentSeq_, now(), d, std::move(outcome)});
+	if (recent_.size() > recentDecisions)
+		recent_.pop_front();
 }
 
 void Daemon::onWorkerDone()
@@ -575,7 +648,14 @@ void Daemon::onWorkerDone()
 	if (!done)
 		return;
 	callDeadline_.reset();
+	metrics_.call(done->asked, done->result, done->call);
 	const std::string what = std::string(actionName(done->asked.action)) + " of " + formatSize(done->asked.bytes);
+	for (auto &rec : recent_)
+		if (rec.seq == inFlightSeq_ && done->asked.action != Decision::Action::None)
+			rec.outcome = (done->result.code != 0 ? "failed after " + formatSize(done->result.done) + ": " +
+			                                                done->result.message
+			                                      : formatSize(done->result.done) + " done") +
+			              " in " + formatDuration(done->call);
 	if (done->result.code != 0)
 		logWarning(what + " failed after " + formatSize(done->result.done) + ": " + done->result.message);
 	else if (done->result.done < done->asked.bytes)
@@ -618,6 +698,7 @@ void Daemon::onWorkerDone()
 	policy_->onResult(t, done->asked, done->result, lastSample_, state_);
 	updateGuard();
 	rearmTimer();
+	notifyStatus();
 }
 
 void Daemon::updateGuard()
@@ -641,11 +722,15 @@ void Daemon::updateGuard()
 
 void Daemon::record(TraceRecord r, TimePoint t)
 {
-	if (!trace_.enabled())
+	const bool subscribers = control_ && control_->hasSubscribers();
+	if (!trace_.enabled() && !subscribers)
 		return;
 	r.t = std::chrono::duration_cast<Micros>(t - start_);
 	r.state = state_;
-	trace_.write(r);
+	const std::string line = TraceWriter::formatTraceRecord(r);
+	trace_.writeLine(line);
+	if (subscribers)
+		control_->publish(line);
 }
 
 void Daemon::rearmTimer()
@@ -658,6 +743,9 @@ void Daemon::rearmTimer()
 	earliest(callDeadline_);
 	earliest(rearmAt_);
 	earliest(refreshAt_);
+	earliest(watchdogAt_);
+	if (control_)
+		earliest(control_->nextDeadline());
 	for (const auto &src : sources_)
 		if (src.burst)
 			earliest(src.burst->next);
@@ -671,6 +759,100 @@ void Daemon::rearmTimer()
 	}
 	// A zero it_value disarms the timer: an idle daemon does not wake up.
 	::timerfd_settime(timerFd_, TFD_TIMER_ABSTIME, &its, nullptr);
+}
+
+Result<nlohmann::json> Daemon::onControl(const std::string &command)
+{
+	if (command == "status")
+		return status(now());
+	if (command == "metrics")
+		return nlohmann::json{{"text", metricsText()}};
+	if (command == "reclaim") {
+		logInfo("vmrdctl reclaim: shrink check now");
+		return nlohmann::json{{"decision", describeDecision(checkNow())}};
+	}
+	if (command == "reload") {
+		auto r = reload("vmrdctl reload");
+		if (!r)
+			return r.error();
+		return nlohmann::json{{"reloaded", options_.configPath}};
+	}
+	return Error{-EINVAL, "unknown command '" + command + "'; one of status, metrics, events, reclaim, reload"};
+}
+
+nlohmann::json Daemon::status(TimePoint t) const
+{
+	using json = nlohmann::json;
+	auto since = [&](TimePoint at) { return seconds(std::chrono::duration_cast<Micros>(at - start_)); };
+	json backend{{"name", backend_->name()},
+	             {"connected", state_.connected},
+	             {"plugged", state_.plugged},
+	             {"min", state_.minBytes},
+	             {"max", state_.maxBytes},
+	             {"block_size", state_.blockSize},
+	             {"in_flight", worker_->busy() ? json(describeDecision(worker_->current())) : json(nullptr)}};
+	json policyState = json::object();
+	for (const auto &[key, value] : policy_->describeState(t))
+		policyState[key] = value;
+	json triggers = json::array();
+	for (const auto &a : psi_.armed()) {
+		json tr{{"source", a.source}, {"trigger", describeTrigger(a.trigger)}, {"armed", a.fd >= 0}};
+		if (!sameTriggers({a.trigger}, {a.configured}))
+			tr["configured"] = describeTrigger(a.configured);
+		triggers.push_back(tr);
+	}
+	json decisions = json::array();
+	for (const auto &r : recent_)
+		decisions.push_back({{"t_s", since(r.at)},
+		                     {"action", actionName(r.decision.action)},
+		                     {"bytes", r.decision.bytes},
+		                     {"reason", r.decision.reason},
+		                     {"outcome", r.outcome}});
+	return json{{"version", VMRD_VERSION},
+	            {"pid", ::getpid()},
+	            {"uptime_s", since(t)},
+	            {"dry_run", options_.dryRun},
+	            {"backend", backend},
+	            {"limits", {{"min", config_.limits.min}, {"max", config_.limits.max}}},
+	            {"memory",
+	             {{"mem_total", lastSample_.mem.memTotal},
+	              {"mem_available", lastSample_.mem.memAvailable},
+	              {"psi_some_avg10", lastSample_.someAvg10},
+	              {"psi_full_avg10", lastSample_.fullAvg10}}},
+	            {"policy", {{"preset", config_.policy.preset}, {"state", policyState}}},
+	            {"psi", triggers},
+	            {"decisions", decisions}};
+}
+
+std::string Daemon::metricsText() const
+{
+	MetricGauges g;
+	g.state = state_;
+	g.sample = lastSample_;
+	if (auto statm = ProcFile::open(config_.paths.procfs + "/self/statm", 256)) {
+		unsigned long long size = 0, resident = 0;
+		auto text = statm->read();
+		if (text && std::sscanf(std::string(*text).c_str(), "%llu %llu", &size, &resident) == 2)
+			g.residentBytes = resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+	}
+	rusage ru{};
+	if (::getrusage(RUSAGE_SELF, &ru) == 0)
+		g.cpuSeconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	return metrics_.render(g);
+}
+
+void Daemon::notifyStatus()
+{
+	std::string last = "none yet";
+	for (auto it = recent_.rbegin(); it != recent_.rend(); ++it)
+		if (it->decision.action != Decision::Action::None) {
+			last = std::string(actionName(it->decision.action)) + " " + formatSize(it->decision.bytes) +
+			       (it->outcome.empty() ? "" : " (" + it->outcome + ")");
+			break;
+		}
+	notifySystemd("STATUS=" + formatSize(state_.plugged) + " plugged of " + formatSize(state_.maxBytes) +
+	              (state_.connected ? "" : ", backend not connected") + "; last resize: " + last);
 }
 
 } // namespace vmrd

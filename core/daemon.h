@@ -3,12 +3,15 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "config.h"
+#include "control.h"
+#include "metrics.h"
 #include "plugin_loader.h"
 #include "policy.h"
 #include "proc_file.h"
@@ -88,6 +91,13 @@ private:
 		std::optional<ProcFile> file;
 		std::optional<Burst> burst;
 	};
+	// The last decisions, for vmrdctl status.
+	struct Recent {
+		uint64_t seq = 0;
+		TimePoint at;
+		Decision decision;
+		std::string outcome;
+	};
 
 	int setUp();
 	void protectSelf();
@@ -97,9 +107,16 @@ private:
 	void onTimer();
 	void onSignal();
 	void onWorkerDone();
-	void reload();
+	// `origin` says who asked, in the log: "SIGHUP", "vmrdctl reload".
+	Status reload(const std::string &origin);
+	Decision checkNow(); // SIGUSR1 and vmrdctl reclaim
 	int stop();
+	Result<nlohmann::json> onControl(const std::string &command);
+	nlohmann::json status(TimePoint now) const;
+	std::string metricsText() const;
+	void notifyStatus();
 	void execute(Decision d);
+	void remember(const Decision &d, std::string outcome);
 	void advanceBursts(TimePoint now);
 	double severityFor(size_t trigger, TimePoint now) const;
 	void updateGuard();
@@ -126,6 +143,13 @@ private:
 	std::optional<TimePoint> callDeadline_;
 	int guardFd_ = -1;
 	TraceWriter trace_;
+	std::unique_ptr<ControlServer> control_;
+	Metrics metrics_;
+	std::deque<Recent> recent_;
+	uint64_t recentSeq_ = 0;
+	uint64_t inFlightSeq_ = 0; // the Recent entry of the call the worker runs
+	std::optional<Micros> watchdog_;
+	std::optional<TimePoint> watchdogAt_;
 	TimePoint start_;
 	bool stopping_ = false;
 	int exitCode_ = 0;

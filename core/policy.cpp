@@ -14,6 +14,21 @@ std::string ago(TimePoint now, TimePoint then)
 	return formatDuration(std::chrono::duration_cast<Micros>(now - then));
 }
 
+using StateList = std::vector<std::pair<std::string, std::string>>;
+
+// "in 4s" or "due" for a time to come; nothing when there is none.
+void addTimer(StateList &out, const char *name, TimePoint now, const std::optional<TimePoint> &at)
+{
+	if (at)
+		out.emplace_back(name, *at > now ? "in " + ago(*at, now) : "due");
+}
+
+void addAgo(StateList &out, const char *name, TimePoint now, const std::optional<TimePoint> &at)
+{
+	if (at)
+		out.emplace_back(name, ago(now, *at) + " ago");
+}
+
 // server: grow fast, shrink slow, keep a headroom of MemAvailable.
 class ServerPolicy : public Policy
 {
@@ -100,6 +115,25 @@ public:
 			backoff_ = 0;
 			nextCheck_ = now + limits_.minInterval;
 		}
+	}
+
+	StateList describeState(TimePoint now) const override
+	{
+		StateList out;
+		addTimer(out, "next_check", now, nextCheck_);
+		addAgo(out, "last_pressure", now, lastEvent_);
+		addAgo(out, "last_grow", now, lastGrow_);
+		addAgo(out, "last_shrink", now, lastShrink_);
+		if (lastGrow_ && now - *lastGrow_ < p_.cooldown)
+			addTimer(out, "cooldown_after_grow", now, *lastGrow_ + p_.cooldown);
+		if (lastShrink_ && now - *lastShrink_ < p_.cooldown)
+			addTimer(out, "cooldown_after_shrink", now, *lastShrink_ + p_.cooldown);
+		if (lastResize_ && now - *lastResize_ < limits_.minInterval)
+			addTimer(out, "rate_limit", now, *lastResize_ + limits_.minInterval);
+		if (backoff_)
+			out.emplace_back("shrink_backoff",
+			                 std::to_string(backoff_) + " failed shrink(s): waits doubled");
+		return out;
 	}
 
 private:
@@ -218,6 +252,20 @@ public:
 		}
 		// Re-check right away before the next chunk.
 		nextCheck_ = now;
+	}
+
+	StateList describeState(TimePoint now) const override
+	{
+		StateList out;
+		addTimer(out, "next_check", now, nextCheck_);
+		addAgo(out, "last_pressure", now, lastEvent_);
+		if (holdoffUntil_ && now < *holdoffUntil_)
+			addTimer(out, "hold_off", now, holdoffUntil_);
+		if (lastResize_ && now - *lastResize_ < limits_.minInterval)
+			addTimer(out, "rate_limit", now, *lastResize_ + limits_.minInterval);
+		out.emplace_back("release_cycle", releasing_ ? std::to_string(released_) + " chunk(s) released so far"
+		                                             : std::string("not releasing"));
+		return out;
 	}
 
 private:

@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "mem_stats.h"
 #include "plugin_loader.h"
@@ -23,6 +25,9 @@ struct Sample {
 	uint64_t pgallocMovable = 0; // /proc/vmstat
 	double someAvg10 = 0;        // memory PSI of the system, percent
 	double someAvg60 = 0;
+	double fullAvg10 = 0;
+	uint64_t someTotalUs = 0; // cumulative stall time
+	uint64_t fullTotalUs = 0;
 };
 
 struct Decision {
@@ -53,6 +58,10 @@ public:
 	// `after` is the state it reported afterwards.
 	virtual void onResult(TimePoint now, const Decision &asked, const CallResult &result, const Sample &s,
 	                      const BackendState &after) = 0;
+
+	// The timers and counters the next decision depends on, as name and
+	// human value ("cooldown", "12s left"), for vmrdctl status.
+	virtual std::vector<std::pair<std::string, std::string>> describeState(TimePoint now) const = 0;
 
 	// When onTimer() should run next, if at all.
 	std::optional<TimePoint> nextCheck() const { return nextCheck_; }

@@ -58,6 +58,11 @@ std::optional<Sample> Sampler::read()
 		if (auto stats = p ? parsePsi(*p) : std::nullopt) {
 			s.someAvg10 = stats->some.avg10;
 			s.someAvg60 = stats->some.avg60;
+			s.someTotalUs = stats->some.totalUs;
+			if (stats->full) {
+				s.fullAvg10 = stats->full->avg10;
+				s.fullTotalUs = stats->full->totalUs;
+			}
 		}
 	}
 	return s;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "log.h"
+
 namespace vmrd {
 
 using json = nlohmann::json;
@@ -22,6 +24,8 @@ const char *typeName(TraceRecord::Type t)
 		return "result";
 	case TraceRecord::Type::Check:
 		return "check";
+	case TraceRecord::Type::Decision:
+		return "decision";
 	case TraceRecord::Type::Sample:
 		break;
 	}
@@ -41,7 +45,10 @@ json toJson(const Sample &s)
 	        {"movable_managed", s.movable.managed},
 	        {"pgalloc_movable", s.pgallocMovable},
 	        {"some_avg10", s.someAvg10},
-	        {"some_avg60", s.someAvg60}};
+	        {"some_avg60", s.someAvg60},
+	        {"full_avg10", s.fullAvg10},
+	        {"some_total_us", s.someTotalUs},
+	        {"full_total_us", s.fullTotalUs}};
 }
 
 json toJson(const BackendState &b)
@@ -65,6 +72,9 @@ Sample sampleFrom(const json &j)
 	s.pgallocMovable = j.value("pgalloc_movable", uint64_t{0});
 	s.someAvg10 = j.value("some_avg10", 0.0);
 	s.someAvg60 = j.value("some_avg60", 0.0);
+	s.fullAvg10 = j.value("full_avg10", 0.0);
+	s.someTotalUs = j.value("some_total_us", uint64_t{0});
+	s.fullTotalUs = j.value("full_total_us", uint64_t{0});
 	return s;
 }
 
@@ -96,23 +106,49 @@ TraceWriter::~TraceWriter()
 		std::fclose(file_);
 }
 
-Status TraceWriter::open(const std::string &path, const std::string &preset, Micros start)
+Status TraceWriter::open(const std::string &path, const std::string &preset, Micros start, uint64_t maxSize)
 {
-	file_ = std::fopen(path.c_str(), "ae");
+	path_ = path;
+	maxSize_ = maxSize;
+	header_ =
+	        json{{"type", "header"}, {"format", 1}, {"preset", preset}, {"start_us", start.count()}}.dump() + "\n";
+	return begin();
+}
+
+Status TraceWriter::begin()
+{
+	file_ = std::fopen(path_.c_str(), "ae");
 	if (!file_)
-		return Error{-errno, path + ": cannot open the trace file: " + std::strerror(errno)};
-	std::fprintf(file_, "%s\n",
-	             json{{"type", "header"}, {"format", 1}, {"preset", preset}, {"start_us", start.count()}}
-	                     .dump()
-	                     .c_str());
-	std::fflush(file_);
+		return Error{-errno, path_ + ": cannot open the trace file: " + std::strerror(errno)};
+	std::fseek(file_, 0, SEEK_END);
+	const long at = std::ftell(file_);
+	size_ = at > 0 ? static_cast<uint64_t>(at) : 0;
+	writeLine(header_);
 	return Ok{};
 }
 
-void TraceWriter::write(const TraceRecord &r)
+void TraceWriter::writeLine(const std::string &line)
 {
 	if (!file_)
 		return;
+	if (maxSize_ && size_ > 0 && size_ + line.size() > maxSize_) {
+		std::fclose(file_);
+		file_ = nullptr;
+		const std::string old = path_ + ".1";
+		if (std::rename(path_.c_str(), old.c_str()) != 0 || !begin()) {
+			// Losing the log must not stop the daemon: say so once and go on.
+			logWarning(path_ + ": cannot rotate to " + old + ": " + std::strerror(errno) +
+			           "; the trace stops here");
+			return;
+		}
+	}
+	std::fwrite(line.data(), 1, line.size(), file_);
+	std::fflush(file_);
+	size_ += line.size();
+}
+
+std::string TraceWriter::formatTraceRecord(const TraceRecord &r)
+{
 	json j{{"type", typeName(r.type)},
 	       {"t_us", r.t.count()},
 	       {"sample", toJson(r.sample)},
@@ -120,15 +156,21 @@ void TraceWriter::write(const TraceRecord &r)
 	if (r.type == TraceRecord::Type::Pressure) {
 		j["trigger"] = r.trigger;
 		j["severity"] = r.severity;
+	} else if (r.type == TraceRecord::Type::Decision) {
+		j["action"] = actionName(r.asked.action);
+		j["bytes"] = r.asked.bytes;
+		j["reason"] = r.asked.reason;
 	} else if (r.type == TraceRecord::Type::Result) {
 		j["action"] = actionName(r.asked.action);
 		j["bytes"] = r.asked.bytes;
 		j["code"] = r.result.code;
 		j["done"] = r.result.done;
 		j["call_us"] = r.call.count();
+		if (!r.result.message.empty())
+			j["message"] = r.result.message;
 	}
-	std::fprintf(file_, "%s\n", j.dump().c_str());
-	std::fflush(file_);
+	// Reasons quote whatever a backend said: never let that break the JSON.
+	return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
@@ -136,7 +178,7 @@ Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 	try {
 		json j = json::parse(line);
 		const std::string type = j.at("type").get<std::string>();
-		if (type == "header")
+		if (type == "header" || type == "decision")
 			return std::optional<TraceRecord>();
 		TraceRecord r;
 		r.t = Micros(j.at("t_us").get<int64_t>());
@@ -153,6 +195,7 @@ Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 			r.result.code = j.at("code").get<int>();
 			r.result.done = j.at("done").get<uint64_t>();
 			r.call = Micros(j.value("call_us", int64_t{0}));
+			r.result.message = j.value("message", std::string());
 		} else if (type == "sample") {
 			r.type = TraceRecord::Type::Sample;
 		} else if (type == "check") {

@@ -99,3 +99,17 @@ private:
 	bool exited_ = false;
 	int code_ = -1;
 };
+
+struct Outcome {
+	int code;
+	std::string out, err;
+};
+
+// Runs a program to its end (at most 30 s).
+inline Outcome runProgram(const std::string &program, std::vector<std::string> args)
+{
+	args.insert(args.begin(), program);
+	Process p(args);
+	int code = p.wait(std::chrono::seconds(30));
+	return {code, p.out(), p.err()};
+}

@@ -13,23 +13,16 @@ namespace {
 
 const std::string vmrd = VMRD_BINARY;
 
-struct Outcome {
-	int code;
-	std::string out, err;
-};
-
 Outcome run(std::vector<std::string> args)
 {
-	args.insert(args.begin(), vmrd);
-	Process p(args);
-	int code = p.wait(30s);
-	return {code, p.out(), p.err()};
+	return runProgram(vmrd, std::move(args));
 }
 
+// The control socket goes into the test's directory: tests run in parallel.
 std::string writeConfig(const TempDir &dir, const std::string &text)
 {
 	std::string path = dir.path() + "/vmrd.yaml";
-	std::ofstream(path) << text;
+	std::ofstream(path) << text << "control: {socket: " << dir.path() << "/control.sock}\n";
 	return path;
 }
 

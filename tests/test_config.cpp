@@ -202,7 +202,15 @@ INSTANTIATE_TEST_SUITE_P(
                 ErrorCase{"nested_option", minimal + "  options:\n    deep: {a: 1}\n",
                           "test.yaml:5:11: backend.options.deep: expected a single value, got a map"},
                 ErrorCase{"bad_level", minimal + "logging:\n  level: loud\n",
-                          "logging.level: 'loud' is not error, warning, info or debug"}),
+                          "logging.level: 'loud' is not error, warning, info or debug"},
+                ErrorCase{"relative_socket", minimal + "control:\n  socket: vmrd.sock\n",
+                          "test.yaml:5:11: control.socket: 'vmrd.sock' is not an absolute path"},
+                ErrorCase{"long_socket", minimal + "control:\n  socket: /" + std::string(120, 'x') + "\n",
+                          "control.socket: longer than the 107 bytes a unix socket path can have"},
+                ErrorCase{"http_hostname", minimal + "control:\n  http: localhost:9560\n",
+                          "test.yaml:5:9: control.http: 'localhost:9560' is not ADDRESS:PORT"},
+                ErrorCase{"small_trace", minimal + "daemon:\n  trace_max_size: 1K\n",
+                          "daemon.trace_max_size: must be 0 (unbounded) or at least 64K"}),
         [](const testing::TestParamInfo<ErrorCase> &i) { return std::string(i.param.name); });
 
 TEST(Config, EmbeddedPresetBringsItsTriggersAndDefaults)
@@ -219,17 +227,20 @@ TEST(Config, EmbeddedPresetBringsItsTriggersAndDefaults)
 	EXPECT_EQ(c.psi.triggers[0].kind, TriggerConfig::Kind::Full);
 }
 
-TEST(Config, DaemonAndGuardSections)
+TEST(Config, DaemonControlAndGuardSections)
 {
-	Config c =
-	        parseOk(minimal + "daemon:\n  mlock: false\n  oom_score_adj: -500\n  online_movable: true\n"
-	                          "  release_on_exit: true\n  trace: /tmp/t.jsonl\nguard:\n  cgroup: /sys/fs/cgroup/w\n"
-	                          "  margin: 64M\n");
+	Config c = parseOk(minimal + "daemon:\n  mlock: false\n  oom_score_adj: -500\n  online_movable: true\n"
+	                             "  release_on_exit: true\n  trace: /tmp/t.jsonl\n  trace_max_size: 1M\n"
+	                             "guard:\n  cgroup: /sys/fs/cgroup/w\n  margin: 64M\n"
+	                             "control:\n  socket: /run/x.sock\n  http: '[::1]:9100'\n");
 	EXPECT_FALSE(c.daemon.mlock);
 	EXPECT_EQ(c.daemon.oomScoreAdj, -500);
 	EXPECT_TRUE(c.daemon.onlineMovable);
 	EXPECT_TRUE(c.daemon.releaseOnExit);
 	EXPECT_EQ(c.daemon.trace, "/tmp/t.jsonl");
+	EXPECT_EQ(c.daemon.traceMaxSize, 1u << 20);
+	EXPECT_EQ(c.control.socket, "/run/x.sock");
+	EXPECT_EQ(c.control.http, "[::1]:9100");
 	EXPECT_EQ(c.guard.cgroup, "/sys/fs/cgroup/w");
 	EXPECT_EQ(c.guard.margin, 64ull << 20);
 }
@@ -280,6 +291,9 @@ TEST(Config, DocumentedExampleEqualsDefaults)
 	EXPECT_EQ(d.daemon.onlineMovable, def.daemon.onlineMovable);
 	EXPECT_EQ(d.daemon.releaseOnExit, def.daemon.releaseOnExit);
 	EXPECT_EQ(d.daemon.trace, def.daemon.trace);
+	EXPECT_EQ(d.daemon.traceMaxSize, def.daemon.traceMaxSize);
+	EXPECT_EQ(d.control.socket, def.control.socket);
+	EXPECT_EQ(d.control.http, def.control.http);
 	EXPECT_EQ(d.guard.cgroup, def.guard.cgroup);
 	EXPECT_EQ(d.guard.margin, def.guard.margin);
 	EXPECT_EQ(d.limits.min, def.limits.min);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests of trace files: written records read back, and malformed lines named by line.
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 
@@ -51,6 +52,71 @@ TEST(Trace, WrittenRecordsReadBack)
 	EXPECT_EQ(b.result.code, -16);
 	EXPECT_EQ(b.result.done, 2u << 20);
 	EXPECT_EQ(b.call, Micros(4567));
+}
+
+// Decisions are written for people and plots; a replay reads only inputs.
+TEST(Trace, DecisionsAreLoggedButNotReplayed)
+{
+	TempDir dir;
+	const std::string path = dir.path() + "/t.jsonl";
+	TraceRecord d;
+	d.type = TraceRecord::Type::Decision;
+	d.asked = Decision{Decision::Action::Plug, 128 << 20, "MemAvailable low \"quoted\"\n\xff"};
+	TraceRecord r = d;
+	r.type = TraceRecord::Type::Result;
+	r.result = CallResult{-28, 0, "no space"};
+	{
+		TraceWriter w;
+		ASSERT_TRUE(w.open(path, "server", Micros(1)));
+		w.write(d);
+		w.write(r);
+	}
+	std::ifstream in(path);
+	std::string header, decision;
+	std::getline(in, header);
+	std::getline(in, decision);
+	EXPECT_NE(decision.find("\"type\":\"decision\""), std::string::npos) << decision;
+	EXPECT_NE(decision.find("\"reason\":\"MemAvailable low \\\"quoted\\\"\\n"), std::string::npos) << decision;
+	auto back = readTrace(path);
+	ASSERT_TRUE(back) << back.error().message;
+	ASSERT_EQ(back->size(), 1u);
+	EXPECT_EQ((*back)[0].type, TraceRecord::Type::Result);
+	EXPECT_EQ((*back)[0].result.message, "no space");
+}
+
+// Past max size the log moves to PATH.1 and starts afresh with a header;
+// both halves read back on their own, and nothing else piles up.
+TEST(Trace, RotatesAtMaxSize)
+{
+	TempDir dir;
+	const std::string path = dir.path() + "/t.jsonl";
+	TraceRecord s;
+	s.type = TraceRecord::Type::Sample;
+	const size_t line = TraceWriter::formatTraceRecord(s).size();
+	const uint64_t max = 64 << 10;
+	const size_t total = 3 * max / line; // enough for two rotations
+	{
+		TraceWriter w;
+		ASSERT_TRUE(w.open(path, "server", Micros(7), max));
+		for (size_t i = 0; i < total; i++) {
+			s.t = Micros(static_cast<int64_t>(i));
+			w.write(s);
+		}
+	}
+	namespace fs = std::filesystem;
+	EXPECT_LE(fs::file_size(path), max);
+	EXPECT_LE(fs::file_size(path + ".1"), max);
+	EXPECT_GT(fs::file_size(path + ".1"), max - 2 * line);
+	EXPECT_FALSE(fs::exists(path + ".2"));
+	auto now = readTrace(path), before = readTrace(path + ".1");
+	ASSERT_TRUE(now && before);
+	ASSERT_FALSE(now->empty());
+	EXPECT_EQ(now->back().t, Micros(static_cast<int64_t>(total - 1)));
+	EXPECT_EQ(before->back().t.count() + 1, now->front().t.count()) << "no record lost at the rotation";
+	std::ifstream in(path);
+	std::string first;
+	std::getline(in, first);
+	EXPECT_NE(first.find("\"start_us\":7"), std::string::npos) << "each file has the header: " << first;
 }
 
 TEST(Trace, MalformedLinesAreNamed)

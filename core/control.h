@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// The control interface: a unix socket for vmrdctl and an optional HTTP listener for /metrics.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
+#include "result.h"
+
+namespace vmrd {
+
+struct ControlConfig;
+
+// "127.0.0.1:9560" or "[::1]:9560": numeric only, so a typo never resolves
+// to some other host.
+struct ListenAddress {
+	sockaddr_storage addr{};
+	socklen_t length = 0;
+};
+std::optional<ListenAddress> parseListenAddress(const std::string &text);
+
+// The protocol, one JSON object per line each way:
+//   request  {"cmd": "status"}       (status, metrics, events, reclaim, reload)
+//   reply    {"ok": true, ...}  or  {"ok": false, "error": "what is wrong"}
+// After the reply to "events", every event the daemon publishes follows as
+// one line, until the client closes.  A bad request gets an error reply; a
+// line over maxRequest bytes gets one and the connection is closed.
+//
+// The server owns an epoll fd of its own, so the daemon's loop watches one
+// fd and calls process() when it is readable.
+class ControlServer
+{
+public:
+	using Clock = std::chrono::steady_clock;
+	// Answers one command (not "events"); the reply gets "ok": true added.
+	using Handler = std::function<Result<nlohmann::json>(const std::string &command)>;
+
+	static constexpr size_t maxRequest = 4096;
+	static constexpr size_t maxClients = 32;
+	// A subscriber that lets this much pile up unread is dropped.
+	static constexpr size_t maxBacklog = 1 << 20;
+	// A client that sends nothing for this long is closed: it holds a slot.
+	static constexpr auto idleTimeout = std::chrono::seconds(30);
+
+	// Binds control.socket (mode 0600) and control.http as configured.  A
+	// stale socket file is replaced; one a live daemon answers on is not.
+	static Result<std::unique_ptr<ControlServer>> open(const ControlConfig &config, Handler handler);
+	~ControlServer();
+	ControlServer(const ControlServer &) = delete;
+	ControlServer &operator=(const ControlServer &) = delete;
+
+	int fd() const { return epollFd_; }
+	// Accepts, reads, answers and writes whatever is ready; closes idle clients.
+	void process();
+	// Sends one line (ending in a newline) to every "events" subscriber.
+	void publish(const std::string &line);
+	bool hasSubscribers() const { return subscribers_ > 0; }
+	// When process() must run even without traffic, to close idle clients.
+	std::optional<Clock::time_point> nextDeadline() const;
+
+private:
+	struct Client {
+		int fd = -1;
+		bool http = false;
+		bool subscribed = false;
+		bool closing = false; // close once `out` is written
+		std::string in, out;
+		Clock::time_point deadline;
+	};
+
+	ControlServer(Handler handler);
+	Status listenUnix(const std::string &path);
+	Status listenHttp(const std::string &address);
+	void accept(int listener, bool http);
+	void onReadable(uint64_t id, Client &c);
+	void answer(Client &c, const std::string &line);
+	void answerHttp(Client &c);
+	// Writes what `out` holds; false if that closed the client.
+	bool flushOk(uint64_t id, Client &c);
+	void close(uint64_t id);
+
+	Handler handler_;
+	int epollFd_ = -1;
+	int unixFd_ = -1, httpFd_ = -1;
+	std::string socketPath_;
+	std::map<uint64_t, Client> clients_;
+	uint64_t nextId_ = 2; // 0 and 1 tag the listeners
+	size_t subscribers_ = 0;
+};
+
+} // namespace vmrd
