@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 
 	auto config = loadConfig(cli.config);
 	if (!config) {
-		std::cerr << config.error().message << "\n";
+		logError(config.error().message);
 		return EX_CONFIG;
 	}
 	setLogLevel(cli.logLevel.empty() ? config->logLevel : *parseLogLevel(cli.logLevel));
@@ -159,18 +159,18 @@ int main(int argc, char **argv)
 	PluginLoader loader(pluginDirs(cli, &*config));
 	auto plugin = loader.load(config->backend.name);
 	if (!plugin) {
-		std::cerr << cli.config << ": backend.name: " << plugin.error().message << "\n";
+		logError(cli.config + ": backend.name: " + plugin.error().message);
 		return EX_CONFIG;
 	}
 	auto backend = Backend::create(*plugin, config->backend.options, {config->paths.procfs, config->paths.sysfs});
 	if (!backend) {
-		std::cerr << cli.config << ": backend.options: " << backend.error().message << "\n";
+		logError(cli.config + ": backend.options: " + backend.error().message);
 		return EX_CONFIG;
 	}
 	if (cli.checkConfig) {
 		auto state = (*backend)->state();
 		if (!state) {
-			std::cerr << state.error().message << "\n";
+			logError(state.error().message);
 			return EX_CONFIG;
 		}
 		printPlan(*config, **backend, *state);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mem_stats.h"
+#include "notify.h"
 #include "proc_file.h"
 #include "yaml_reader.h"
 
@@ -352,9 +353,27 @@ int runBroker(const BrokerConfig &config)
 		return n;
 	};
 
+	// systemd's STATUS= line: how many guests the broker reaches now.
+	std::string lastStatus;
+	auto notifyStatus = [&]() {
+		size_t up = 0;
+		for (const auto &vm : vms)
+			up += vm.channel >= 0 && vm.qmp.connected();
+		std::string status = "STATUS=" + std::to_string(up) + " of " + std::to_string(vms.size()) +
+		                     " VM(s) connected (guest channel and QMP)";
+		if (status != lastStatus)
+			notifySystemd(status);
+		lastStatus = std::move(status);
+	};
+	// The reconnect timer ticks every second: often enough for any watchdog
+	// of 2 s or more.
+	const bool watchdog = watchdogInterval().has_value();
+
 	logInfo("vmrd-broker serving " + std::to_string(vms.size()) + " VM(s); host reserve " +
 	        formatSize(config.reserve) + (config.budget ? ", budget " + formatSize(config.budget) : ""));
 	reconnect();
+	notifySystemd("READY=1");
+	notifyStatus();
 	for (;;) {
 		epoll_event events[16];
 		int n = ::epoll_wait(ep, events, 16, -1);
@@ -367,14 +386,19 @@ int runBroker(const BrokerConfig &config)
 				if (::read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE) {
 					logInfo(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) +
 					        ", stopping");
+					notifySystemd("STOPPING=1");
 					return 0;
 				}
 				continue;
 			}
 			if (tag == 1) {
 				uint64_t x;
-				if (::read(tfd, &x, sizeof(x)) > 0)
+				if (::read(tfd, &x, sizeof(x)) > 0) {
 					reconnect();
+					notifyStatus();
+				}
+				if (watchdog)
+					notifySystemd("WATCHDOG=1");
 				continue;
 			}
 			Vm &vm = vms[(tag - 2) / 2];

@@ -7,6 +7,7 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "log.h"
 
 namespace po = boost::program_options;
 using namespace vmrd;
@@ -29,7 +30,7 @@ int main(int argc, char **argv)
 		return *code;
 	auto c = vmem::loadBrokerConfig(config);
 	if (!c) {
-		std::cerr << c.error().message << "\n";
+		logError(c.error().message);
 		return EX_CONFIG;
 	}
 	if (check) {
