@@ -50,6 +50,7 @@ mkdir -p "$root/bin" "$root/modules" "$root/etc"
 cp /bin/busybox "$root/bin/busybox"
 cp "$here/init" "$root/init"
 cp "$workload" "$root/bin/workload"
+cp "$(dirname "$workload")/guest-capexec" "$root/bin/capexec"
 
 # Modules in dependency order; built-in ones need nothing.  The compressor
 # modules are whichever zram's default needs on this kernel.

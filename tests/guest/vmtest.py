@@ -91,7 +91,7 @@ class Qmp:
 class Guest:
     """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port."""
 
-    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", extra_append=""):
+    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable"):
         self.work = work
         self.series = series
         self.zram = zram
@@ -105,8 +105,7 @@ class Guest:
             "-object", "memory-backend-ram,id=vmem0,size=4G",
             "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
             "-kernel", kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 memhp_default_state=online_movable psi=1 panic=-1 loglevel=3 "
-                       + extra_append,
+            "-append", f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3",
             "-nographic", "-nic", "none", "-no-reboot",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-qmp", f"unix:{self.broker_qmp},server=on,wait=off",
@@ -264,10 +263,11 @@ policy:
 class Case:
     """One test: a guest, optionally a broker, and vmrd in the guest."""
 
-    def __init__(self, ctx, series="6.1", zram="1G", broker=True, max_size=3 * GiB, memory="512M"):
+    def __init__(self, ctx, series="6.1", zram="1G", broker=True, max_size=3 * GiB, memory="512M",
+                 memhp="online_movable"):
         self.ctx = ctx
         self.work = tempfile.mkdtemp(prefix="vmrd-guest-", dir=ctx.work)
-        self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory)
+        self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp)
         self.broker = None
         try:
             if broker:
@@ -480,6 +480,86 @@ def test_guard_without_swap(ctx):
         assert c.vmrd_alive(), c.vmrd_log()
 
 
+def unit_capabilities():
+    """The CapabilityBoundingSet= of the shipped vmrd.service."""
+    with open(os.path.join(HERE, "..", "..", "config", "vmrd.service.in")) as f:
+        for line in f:
+            if line.startswith("CapabilityBoundingSet="):
+                return line.split("=", 1)[1].split()
+    raise AssertionError("config/vmrd.service.in has no CapabilityBoundingSet=")
+
+
+def test_service_view(ctx):
+    """issue 6: vmrd with only vmrd.service's capabilities, on 6.12 (short PSI windows need CAP_SYS_RESOURCE) with
+    hotplug offline by default, which vmrd fixes through sysfs; vmrdctl status, events and metrics, HTTP /metrics,
+    and the event log drawn by vmrd-plot."""
+    caps = unit_capabilities()
+    config = DAEMON_CONFIG.format(extra="daemon:\n  online_movable: true\n  trace: /tmp/events.jsonl\n"
+                                        "control:\n  http: 127.0.0.1:9560")
+    # What a missing capability shows as in vmrd's log.
+    missing = ("refused by the kernel", "mlockall failed", "oom_score_adj: cannot set")
+    with Case(ctx, series="6.12", memhp="offline") as c:
+        c.guest.write_file("/etc/vmrd/vmrd.yaml", config)
+        c.guest.run("ip link set lo up")
+
+        def start(caps, log):
+            c.guest.run(f"capexec {caps} /usr/local/sbin/vmrd --config /etc/vmrd/vmrd.yaml > {log} 2>&1 &")
+            wait_for("vmrd to start", lambda: "running with backend" in c.guest.run(f"cat {log}"), 20, 0.2)
+            return c.guest.run(f"cat {log}")
+
+        # Without any capability each one is missed and said so: the check below can fail.
+        log = start("none", "/tmp/nocaps.log")
+        for m in missing:
+            assert m in log, f"without capabilities, expected '{m}' in:\n{log}"
+        c.guest.run("kill $(pidof vmrd)")
+        wait_for("vmrd to stop", lambda: not c.vmrd_alive(), 10, 0.2)
+        # That run set the onlining policy already: undo it, for the real run to do.
+        c.guest.run("echo offline > /sys/devices/system/memory/auto_online_blocks")
+
+        log = start(",".join(caps), "/tmp/vmrd.log")
+        for m in missing:
+            assert m not in log, f"with {caps}: '{m}' in:\n{log}"
+        assert c.guest.run("cat /sys/devices/system/memory/auto_online_blocks").strip() == "online_movable"
+
+        c.guest.run("vmrdctl events > /tmp/events.txt 2>&1 &")
+        out = c.guest.run("workload 900 6000 2000", timeout=240)
+        assert "workload: ok" in out, out
+        wait_for("growth", lambda: c.size() > 0, 30, 0.5)
+        assert c.guest.vmstat("oom_kill") == 0
+        online = c.guest.run("cat /sys/devices/system/memory/memory*/valid_zones | grep -c '^Movable'",
+                             check=False).strip()
+        assert online != "0", "no memory block was onlined to ZONE_MOVABLE"
+
+        # vmrdctl's view agrees with the device, as QEMU reports it.
+        def agrees():
+            status = json.loads(c.guest.run("vmrdctl status --json"))
+            return status if status["backend"]["plugged"] == c.size() else None
+        status = wait_for("vmrdctl status to match the device's size", agrees, 30, 0.5)
+        assert status["backend"]["name"] == "virtio-mem" and status["psi"][0]["trigger"] == "some 100ms/1s"
+        metrics = c.guest.run("vmrdctl metrics")
+        plugs = int(re.search(r'^vmrd_backend_calls_total\{action="plug"\} (\d+)$', metrics, re.M).group(1))
+        psi = sum(int(n) for n in re.findall(r'^vmrd_psi_events_total\{.*\} (\d+)$', metrics, re.M))
+        assert plugs >= 1 and psi >= 1, metrics
+        scraped = c.guest.run("wget -q -O - http://127.0.0.1:9560/metrics")
+        assert f'vmrd_backend_calls_total{{action="plug"}} {plugs}' in scraped, scraped
+        events = c.guest.run("cat /tmp/events.txt")
+        assert "decision  plug" in events and "result    plug" in events, events
+        assert c.guest.run("vmrdctl reclaim", check=False).strip(), "vmrdctl reclaim said nothing"
+        ctx.note(f"with {' '.join(caps)} only: {plugs} plug(s), {psi} PSI event(s), device at {c.size() // MiB} MiB")
+
+        # The event log, drawn on the host.
+        plot = os.path.join(HERE, "..", "..", "tools", "vmrd-plot")
+        if shutil.which("gnuplot"):
+            path = os.path.join(c.work, "events.jsonl")
+            with open(path, "w") as f:
+                f.write(c.guest.run("cat /tmp/events.jsonl") + "\n")
+            r = subprocess.run([plot, "-o", path + ".png", path], capture_output=True, text=True)
+            assert r.returncode == 0 and os.path.getsize(path + ".png") > 20000, r.stderr
+            ctx.note("vmrd-plot: " + r.stdout.strip().split(": ", 1)[1])
+        else:
+            ctx.note("gnuplot absent: the event log was not drawn (./run test installs gnuplot-nox)")
+
+
 TESTS = [
     test_pressure_grows_and_gives_back,
     test_data_integrity_through_resizes,
@@ -488,6 +568,7 @@ TESTS = [
     test_broker_survives_qemu_restart,
     test_psi_windows_on_both_kernels,
     test_guard_without_swap,
+    test_service_view,
 ]
 
 
