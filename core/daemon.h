@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
+#include <pthread.h>
 
 #include "config.h"
 #include "control.h"
@@ -59,7 +59,7 @@ private:
 	std::optional<Decision> job_;
 	std::optional<Done> done_;
 	bool stop_ = false;
-	std::thread thread_;
+	pthread_t thread_;
 };
 
 class Daemon
