@@ -51,11 +51,12 @@ cp /bin/busybox "$root/bin/busybox"
 cp "$here/init" "$root/init"
 cp "$workload" "$root/bin/workload"
 cp "$(dirname "$workload")/guest-capexec" "$root/bin/capexec"
+cp "$build/bench/bench-probe" "$root/bin/probe"
 
 # Modules in dependency order; built-in ones need nothing.  The compressor
 # modules are whichever zram's default needs on this kernel.
 : >"$root/modules/order"
-for m in virtio_pci virtio_mem virtio_console zram lzo_rle lz4_compress; do
+for m in virtio_pci virtio_mem virtio_console virtio_blk zram lzo_rle lz4_compress; do
 	/sbin/modprobe -d "$kroot" -S "$kver" --show-depends "$m" 2>/dev/null |
 		awk '$1 == "insmod" {print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do

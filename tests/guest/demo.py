@@ -79,12 +79,11 @@ def main():
     guest = host = None
     try:
         print("building the guest (Debian 6.1 cloud kernel, busybox, vmrd as installed)...", flush=True)
-        r = subprocess.run([os.path.join(vmtest.HERE, "build-guest.sh"), build, workload, work, "6.1"],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            print(f"demo: cannot build the guest:\n{r.stdout}{r.stderr}", file=sys.stderr)
+        try:
+            kernel, initrd, release = vmtest.build_guest(build, workload, work, "6.1")
+        except (vmtest.Skip, AssertionError) as e:
+            print(f"demo: cannot build the guest: {e}", file=sys.stderr)
             return 1
-        kernel, initrd, release = r.stdout.split()
         guest = vmtest.Guest({"6.1": (kernel, initrd)}, work)
         print(f"guest booted in {guest.boot_seconds:.1f}s: kernel {release}, 512 MiB, 1 GiB zram swap, "
               "virtio-mem device of up to 4 GiB (the broker allows 3 GiB)", flush=True)

@@ -36,6 +36,18 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def build_guest(build, workload, out, series):
+    """Builds the guest for a kernel series (build-guest.sh); returns (kernel, initrd, kernel release)."""
+    r = subprocess.run([os.path.join(HERE, "build-guest.sh"), build, workload, out, series],
+                       capture_output=True, text=True)
+    if r.returncode == 3:
+        raise Skip(f"no Debian {series} cloud kernel: {r.stderr.strip()}")
+    if r.returncode != 0:
+        raise AssertionError(f"building the {series} guest failed:\n{r.stdout}\n{r.stderr}")
+    kernel, initrd, release = r.stdout.split()
+    return kernel, initrd, release
+
+
 def wait_for(what, cond, timeout, interval=0.1):
     """Polls cond() until it returns something true; fails with `what`."""
     end = time.monotonic() + timeout
@@ -91,7 +103,7 @@ class Qmp:
 class Guest:
     """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port."""
 
-    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable"):
+    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None):
         self.work = work
         self.series = series
         self.zram = zram
@@ -113,6 +125,8 @@ class Guest:
             "-chardev", f"socket,id=ch0,path={self.channel},server=on,wait=off",
             "-device", "virtserialport,chardev=ch0,name=org.vmrd.0",
         ]
+        if disk:  # read-only, as /dev/vda
+            cmd += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
         self.console = []
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -602,14 +616,7 @@ class Context:
         if not os.path.exists("/bin/busybox"):
             raise Skip("busybox-static is not installed")
         for series in ("6.1", "6.12"):
-            r = subprocess.run([os.path.join(HERE, "build-guest.sh"), self.build, self.workload,
-                                os.path.join(self.work, "images"), series],
-                               capture_output=True, text=True)
-            if r.returncode == 3:
-                raise Skip(f"no Debian {series} cloud kernel: {r.stderr.strip()}")
-            if r.returncode != 0:
-                raise AssertionError(f"building the {series} guest failed:\n{r.stdout}\n{r.stderr}")
-            kernel, initrd, _ = r.stdout.split()
+            kernel, initrd, _ = build_guest(self.build, self.workload, os.path.join(self.work, "images"), series)
             self.images[series] = (kernel, initrd)
 
 

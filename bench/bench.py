@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# The benchmark: how well vmrd sizes a real guest, next to the alternatives.
+# A measurement that prints numbers, not a test.
+#
+# usage: bench.py BUILD_DIR PLOT [full|quick|smoke]
+#
+# Every (scenario, contender) runs in a fresh guest from the virtio-mem
+# harness (Debian 6.1 kernel under QEMU, 512 MiB at boot, 1 GiB zram, a
+# virtio-mem device the broker lets grow to 3 GiB).  `probe monitor` samples
+# the guest every 200 ms; the contender's own log gives its requests.  See
+# bench/README.md for the definitions and the latest results.
+
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "guest"))
+import vmtest  # noqa: E402
+
+MiB = 1 << 20
+GiB = 1 << 30
+SEED = 7
+MONITOR_MS = 200
+GIVE_BACK_WINDOW = 30  # seconds: the target's window
+IDLE_WATCH = 10  # seconds after the give-back window to catch re-grows
+
+
+def sawtooth(cycles, low, high, seed=SEED):
+    rng = random.Random(seed)
+    sizes = [rng.randrange(low, high, 64) for _ in range(cycles)]
+    return " && ".join(f"workload {m} 3000 1000 >/dev/null && sleep 4" for m in sizes), max(sizes) * MiB
+
+
+# name -> (guest command, peak size the workload needs, disk size or 0, is_idle)
+def scenarios(mode):
+    if mode == "smoke":  # checks that the benchmark runs, in about a minute
+        return {"burst": ("workload 256 0 500", 256 * MiB, 0, False)}
+    if mode == "quick":
+        return {
+            "ramp": ("workload 1536 8000 3000", 1536 * MiB, 0, False),
+            "burst": ("workload 1024 0 3000", 1024 * MiB, 0, False),
+            "idle": ("sleep 20", 0, 0, True),
+        }
+    saw, saw_peak = sawtooth(5, 512, 1792)
+    return {
+        "ramp": ("workload 3072 30000 10000", 3 * GiB, 0, False),
+        "burst": ("workload 1536 0 10000", 1536 * MiB, 0, False),
+        "sawtooth": (saw, saw_peak, 0, False),
+        # Reads go through the page cache of /dev/vda: file pages, not anonymous ones.
+        "file-cache": ("dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null && dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null",
+                       2 * GiB, 2 * GiB, False),
+        "idle": ("sleep 600", 0, 0, True),
+    }
+
+
+CONTENDERS = ["vmrd server", "vmrd embedded", "static boot", "static peak", "polling"]
+DAEMONS = ("vmrd server", "vmrd embedded", "polling")
+
+
+def contenders(mode):
+    return ["vmrd server", "static boot"] if mode == "smoke" else CONTENDERS
+
+
+def records(text):
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass  # a line torn by killing the writer
+    return out
+
+
+def on_axis(recs, origin):
+    """(seconds on the monitor's axis, record) for each non-header record."""
+    start = next((r["start_us"] for r in recs if r["type"] == "header"), origin)
+    return [((start - origin + r["t_us"]) / 1e6, r) for r in recs if r["type"] != "header"]
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def daemon_stats(guest, pid):
+    stat = guest.run(f"cat /proc/{pid}/stat", check=False).split(")")[-1].split()
+    status = guest.run(f"cat /proc/{pid}/status /proc/{pid}/task/*/status", check=False)
+    switches = sum(int(n) for n in re.findall(r"ctxt_switches:\s+(\d+)", status))
+    hwm = re.search(r"VmHWM:\s+(\d+)", status)
+    return {"cpu": (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") if len(stat) > 12 else 0.0,
+            "switches": switches, "hwm": int(hwm.group(1)) * 1024 if hwm else 0}
+
+
+def run_one(images, broker_exe, work, scenario, spec, contender, mode):
+    command, peak, disk_size, idle = spec
+    disk = None
+    if disk_size:
+        disk = os.path.join(work, "disk.img")
+        with open(disk, "wb") as f:
+            f.truncate(disk_size)
+    guest = vmtest.Guest(images, work, disk=disk)
+    broker = None
+    try:
+        if contender in DAEMONS:
+            broker = vmtest.Broker(broker_exe, work, guest)
+        g = guest
+        g.run("ip link set lo up")
+        g.run(f"probe monitor /tmp/monitor.jsonl {MONITOR_MS} >/dev/null 2>&1 &")
+        pid = None
+        if contender.startswith("vmrd"):
+            preset = contender.split()[1]
+            g.write_file("/etc/vmrd/vmrd.yaml", f"version: 1\nbackend: {{name: virtio-mem}}\n"
+                                                f"policy: {{preset: {preset}}}\ndaemon: {{trace: /tmp/log.jsonl}}\n")
+            g.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
+            vmtest.wait_for("vmrd", lambda: "running with backend" in g.run("cat /tmp/vmrd.log"), 20, 0.2)
+            pid = g.run("pidof vmrd").strip()
+        elif contender == "polling":
+            g.run("probe poll /tmp/log.jsonl 256 > /tmp/poll.err 2>&1 &")
+            pid = g.run("pidof probe | tr ' ' '\\n' | sort -n | tail -n 1").strip()
+        elif contender == "static peak" and peak:
+            g.qmp.set_requested(peak)
+            vmtest.wait_for("the static peak size", lambda: g.qmp.get("size") == peak, 120, 0.5)
+        time.sleep(2)
+        before = {"oom": g.vmstat("oom_kill"), "stats": daemon_stats(g, pid) if pid else None}
+        # Times in the guest's CLOCK_MONOTONIC (/proc/uptime: the guest never suspends), as the logs use.
+        out = g.run(f"cat /proc/uptime; {command}; echo exit=$?; cat /proc/uptime", timeout=1800, check=False)
+        ups = [float(line.split()[0]) for line in out.splitlines() if re.fullmatch(r"[0-9.]+ [0-9.]+", line)]
+        watch = (GIVE_BACK_WINDOW + IDLE_WATCH) if contender in DAEMONS and not idle and mode != "smoke" else 2
+        time.sleep(watch)
+        after = {"oom": g.vmstat("oom_kill"), "stats": daemon_stats(g, pid) if pid else None}
+        if pid:
+            rollup = g.run(f"cat /proc/{pid}/smaps_rollup", check=False)
+            for key in ("Pss", "Private_Dirty", "Private_Clean"):
+                found = re.search(rf"^{key}:\s+(\d+)", rollup, re.M)
+                after["stats"][key] = int(found.group(1)) * 1024 if found else 0
+        end = float(g.run("cat /proc/uptime").split()[0])
+        mon = records(g.run("cat /tmp/monitor.jsonl", check=False))
+        log_text = g.run("cat /tmp/log.jsonl 2>/dev/null", check=False) if contender in DAEMONS else ""
+        return {"start": ups[0], "workload_end": ups[-1], "end": end, "ok": "exit=0" in out, "before": before,
+                "after": after, "monitor": mon, "log": log_text}
+    finally:
+        if broker:
+            broker.stop()
+        guest.stop()
+
+
+def analyse(result, idle):
+    mon = result["monitor"]
+    origin = next(r["start_us"] for r in mon if r["type"] == "header")
+    samples = [(t, r["sample"]) for t, r in on_axis(mon, origin)]
+    log = on_axis(records(result["log"]), origin)
+    start_t = result["start"] - origin / 1e6  # on the monitor's axis
+    workload_end = result["workload_end"] - origin / 1e6
+    end_t = result["end"] - origin / 1e6
+    run_s = end_t - start_t
+    window = [(t, s) for t, s in samples if start_t <= t <= end_t]
+    total = [s["mem_total"] for _, s in window]
+    # Footprint while the workload runs: afterwards the boot memory, which no
+    # contender can give back, would dominate it.
+    running = [s for t, s in window if t <= workload_end] or [s for _, s in window]
+    run_total = [s["mem_total"] for s in running]
+    used = [s["mem_total"] - s["mem_available"] for s in running]
+    base = window[0][1]["mem_total"] if window else 0
+    m = {
+        "oom": result["after"]["oom"] - result["before"]["oom"],
+        "ok": result["ok"],
+        "completion": workload_end - start_t,
+        "some_s": (window[-1][1]["some_total_us"] - window[0][1]["some_total_us"]) / 1e6 if window else 0,
+        "full_s": (window[-1][1]["full_total_us"] - window[0][1]["full_total_us"]) / 1e6 if window else 0,
+        "avg_total": statistics.mean(run_total) if run_total else 0,
+        "avg_used": statistics.mean(used) if used else 0,
+        "peak_total": max(total) if total else 0,
+    }
+    m["footprint"] = m["avg_total"] / m["avg_used"] if m["avg_used"] else None
+    # Reaction: for each grow, from the start of the stall before it.
+    # The stall onset: the first monitor sample, since the previous grow was
+    # online, that saw the "some" stall total rise.
+    stalls = [t for (_, a), (t, b) in zip(window, window[1:]) if b["some_total_us"] > a["some_total_us"]]
+    to_request, to_online = [], []
+    last_online = start_t
+    for t, r in log:
+        if r.get("type") != "result" or r.get("action") != "plug" or r.get("done", 0) <= 0:
+            continue
+        request = t - r["call_us"] / 1e6
+        onset = next((ts for ts in stalls if last_online <= ts <= request), None)
+        if onset is not None:
+            to_request.append(request - onset)
+            to_online.append(t - onset)
+        last_online = t
+    m["to_request"] = to_request
+    m["to_online"] = to_online
+    # Give-back after the workload ended.
+    grown = m["peak_total"] - base
+    m["grown"] = grown
+    if grown > 0 and not idle:
+        at_end = [s["mem_total"] for t, s in window if t >= workload_end]
+        in_window = [(t, s["mem_total"]) for t, s in window if workload_end <= t <= workload_end + GIVE_BACK_WINDOW]
+        low = min((v for _, v in in_window), default=m["peak_total"])
+        high_at_end = at_end[0] if at_end else m["peak_total"]
+        m["returned"] = max(0.0, (high_at_end - low) / (high_at_end - base)) if high_at_end > base else 1.0
+        done = next((t for t, v in in_window if v <= base + 0.1 * (high_at_end - base)), None)
+        m["give_back_s"] = done - workload_end if done is not None else None
+        tail = [s["mem_total"] for t, s in window if t > workload_end + GIVE_BACK_WINDOW]
+        m["regrows"] = sum(1 for a, b in zip(tail, tail[1:]) if b > a + 2 * MiB)
+    else:
+        m["returned"], m["give_back_s"], m["regrows"] = None, None, None
+    if idle:
+        m["regrows"] = sum(1 for a, b in zip(total, total[1:]) if b > a + 2 * MiB)
+    b, a = result["before"]["stats"], result["after"]["stats"]
+    if b and a:
+        m["cpu_s"] = a["cpu"] - b["cpu"]
+        m["rss"] = a["hwm"]
+        m["pss"] = a["Pss"]
+        m["private"] = a["Private_Dirty"] + a["Private_Clean"]
+        m["wakeups"] = (a["switches"] - b["switches"]) / run_s
+    return m
+
+
+def fmt_ms(values):
+    if not values:
+        return "-"
+    return f"{statistics.median(values) * 1000:.0f} / {percentile(values, 95) * 1000:.0f} ms"
+
+
+def table(name, metrics, names, idle):
+    def cell(c, key, f):
+        v = metrics[c].get(key)
+        return f(v) if v is not None else "-"
+
+    def ratio(c, key, other):
+        if c == other or key not in metrics.get(other, {}) or not metrics[other].get(key) or metrics[c].get(key) is None:
+            return ""
+        return f" ({metrics[c][key] / metrics[other][key]:.2f}x {'poll' if other == 'polling' else 'peak'})"
+
+    rows = [("OOM kills", lambda c: cell(c, "oom", str)),
+            ("workload completed / time", lambda c: ("ok" if metrics[c]["ok"] else "FAILED") +
+             f" / {metrics[c]['completion']:.1f} s"),
+            ("PSI stall some / full", lambda c: f"{metrics[c]['some_s']:.2f} / {metrics[c]['full_s']:.2f} s"),
+            ("stall onset -> request (median / p95)", lambda c: fmt_ms(metrics[c]["to_request"])),
+            ("stall onset -> memory online (median / p95)", lambda c: fmt_ms(metrics[c]["to_online"])),
+            ("peak guest size", lambda c: f"{metrics[c]['peak_total'] / MiB:.0f} MiB"),
+            ("avg guest size while the workload runs", lambda c: f"{metrics[c]['avg_total'] / MiB:.0f} MiB" + ratio(c, "avg_total", "polling") +
+             ratio(c, "avg_total", "static peak")),
+            ("footprint (avg size / avg used, workload running)", lambda c: cell(c, "footprint", lambda v: f"{v:.2f}") +
+             ratio(c, "footprint", "polling") + ratio(c, "footprint", "static peak"))]
+    if not idle:
+        rows += [("given back within 30 s", lambda c: cell(c, "returned", lambda v: f"{v * 100:.0f} %")),
+                 ("time to give back 90 %", lambda c: cell(c, "give_back_s", lambda v: f"{v:.1f} s"))]
+    rows += [("re-grows while idle", lambda c: cell(c, "regrows", str)),
+             ("daemon CPU", lambda c: cell(c, "cpu_s", lambda v: f"{v:.2f} s")),
+             ("daemon peak RSS (PSS / private at the end)",
+              lambda c: cell(c, "rss", lambda v: f"{v / MiB:.2f} MiB ({metrics[c]['pss'] / MiB:.2f} / "
+                                                 f"{metrics[c]['private'] / MiB:.2f} MiB)")),
+             ("daemon wakeups" + (" (idle)" if idle else ""), lambda c: cell(c, "wakeups", lambda v: f"{v:.2f} /s"))]
+    lines = [f"### {name}", "", "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, f in rows:
+        lines.append(f"| {label} | " + " | ".join(f(c) for c in names) + " |")
+    return "\n".join(lines)
+
+
+def targets(all_metrics):
+    """The project's targets, checked for both vmrd presets over all scenarios."""
+    out = ["### Targets", "", "| target | vmrd server | vmrd embedded |", "|---|---|---|"]
+
+    def check(preset, test):
+        vals = [test(scn, ms[preset]) for scn, ms in all_metrics.items() if preset in ms]
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            return "-"
+        bad = [v[1] for v in vals if not v[0]]
+        return "met" if not bad else "missed: " + "; ".join(bad)
+
+    def oom(scn, m_preset):
+        boot = all_metrics[scn].get("static boot")
+        if not boot or boot["oom"] == 0:
+            return None
+        return (m_preset["oom"] == 0, f"{scn} {m_preset['oom']} OOM kills")
+
+    def reaction(scn, m):
+        if not m["to_request"]:
+            return None
+        worst = percentile(m["to_request"], 95)
+        return (worst <= 2.0, f"{scn} p95 onset->request {worst:.2f} s > 2 s")
+
+    def give_back(scn, m):
+        if m.get("returned") is None:
+            return None
+        ok = m["returned"] >= 0.9 and not m["regrows"]
+        return (ok, f"{scn} {m['returned'] * 100:.0f} % in 30 s, {m['regrows']} re-grow(s)")
+
+    def footprint(scn, m):
+        if m["footprint"] is None or scn == "idle":
+            return None
+        return (m["footprint"] <= 1.15, f"{scn} {m['footprint']:.2f}")
+
+    def wakeups(scn, m):
+        if scn != "idle" or m.get("wakeups") is None:
+            return None
+        return (m["wakeups"] <= 0.05, f"{m['wakeups']:.2f} /s")
+
+    def rss(scn, m):
+        if m.get("rss") is None:
+            return None
+        return (m["rss"] <= 4 * MiB, f"{scn} {m['rss'] / MiB:.1f} MiB")
+
+    for label, f in [("0 OOM kills where static boot sizing has them", oom),
+                     ("stall onset -> request within 2 PSI windows (p95 <= 2 s); online adds the resize time", reaction),
+                     (">= 90 % of grown memory back within 30 s, no idle re-grow", give_back),
+                     ("footprint <= 1.15 x used", footprint),
+                     ("0 idle wakeups beyond configured timers", wakeups),
+                     ("daemon RSS <= 4 MiB", rss)]:
+        out.append(f"| {label} | {check('vmrd server', f)} | {check('vmrd embedded', f)} |")
+    return "\n".join(out)
+
+
+def main():
+    build, plot = (os.path.abspath(a) for a in sys.argv[1:3])
+    mode = sys.argv[3] if len(sys.argv) > 3 else "full"
+    if mode not in ("full", "quick", "smoke"):
+        print("usage: bench.py BUILD_DIR PLOT [full|quick|smoke]", file=sys.stderr)
+        return 64
+    workload = os.path.join(build, "tests", "guest", "guest-workload")
+    broker = os.path.join(build, "plugins", "virtio-mem", "vmrd-broker")
+    out_dir = os.path.join(build, "bench", mode)
+    os.makedirs(out_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="vmrd-bench-")
+    try:
+        kernel, initrd, release = vmtest.build_guest(build, workload, work, "6.1")
+    except vmtest.Skip as e:
+        print(f"SKIP: {e}")
+        return 77  # meson's "skipped"
+    except AssertionError as e:
+        print(f"bench: cannot build the guest: {e}", file=sys.stderr)
+        return 1
+    images = {"6.1": (kernel, initrd)}
+    scns = scenarios(mode)
+    names = contenders(mode)
+    all_metrics = {}
+    failures = []
+    t0 = time.monotonic()
+    try:
+        for scn, spec in scns.items():
+            idle = spec[3]
+            all_metrics[scn] = {}
+            for c in names:
+                if idle and c not in DAEMONS:
+                    continue  # nothing runs: nothing to measure
+                print(f"[{time.monotonic() - t0:5.0f}s] {scn} / {c} ...", flush=True)
+                run_work = tempfile.mkdtemp(dir=work)
+                try:
+                    result = run_one(images, broker, run_work, scn, spec, c, mode)
+                    m = analyse(result, idle)
+                except Exception as e:  # one broken run must not lose the others
+                    failures.append(f"{scn} / {c}: {e}")
+                    print(f"         failed: {e}", flush=True)
+                    continue
+                all_metrics[scn][c] = m
+                slug = f"{scn}-{c.replace(' ', '-')}"
+                logs = []
+                for kind, text in (("monitor", "\n".join(json.dumps(x) for x in result["monitor"])),
+                                   ("log", result["log"])):
+                    if text.strip():
+                        path = os.path.join(out_dir, f"{slug}.{kind}.jsonl")
+                        with open(path, "w") as f:
+                            f.write(text + "\n")
+                        logs.append(path)
+                subprocess.run([plot, "-o", os.path.join(out_dir, slug + ".png"), "--title",
+                                f"{scn}: {c}"] + logs, capture_output=True)
+                foot = f"{m['footprint']:.2f}" if m["footprint"] else "-"
+                print(f"         oom {m['oom']}, {'ok' if m['ok'] else 'FAILED'} in {m['completion']:.1f} s, "
+                      f"peak {m['peak_total'] / MiB:.0f} MiB, footprint {foot}", flush=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the tables below cover what ran", flush=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    report = [f"## vmrd benchmark ({mode}), {time.strftime('%Y-%m-%d')}", "",
+              f"Guest: Debian kernel {release} under QEMU TCG, 512 MiB at boot, 1 GiB zram, virtio-mem up to 3 GiB. "
+              f"Host: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}. "
+              f"Took {(time.monotonic() - t0) / 60:.1f} min.", ""]
+    for scn, ms in all_metrics.items():
+        if ms:
+            report += [table(scn, ms, [c for c in names if c in ms], scns[scn][3]), ""]
+    report += [targets(all_metrics), ""]
+    report += [f"Failed runs: {'; '.join(failures)}", ""] if failures else []
+    report += [f"Timelines and logs: {out_dir}/"]
+    text = "\n".join(report)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(text + "\n")
+    print("\n" + text, flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/* The benchmark's helper in the guest: a memory monitor, and the polling controller it compares vmrd with. */
+/*
+ * usage: probe monitor OUT INTERVAL_MS
+ *   Every INTERVAL_MS appends MemTotal, MemAvailable, swap and the memory PSI
+ *   (some/full avg10 and totals) to OUT as records of vmrd's event-log format
+ *   ("sample"), after a header with the CLOCK_MONOTONIC start, so vmrd-plot
+ *   draws it on one time axis with vmrd's own log.  Runs until killed.
+ *
+ * usage: probe poll OUT HEADROOM_MIB [PORT]
+ *   The polling controller: once a second reads MemAvailable and asks the
+ *   host broker (the virtio-mem backend's protocol, on PORT, by default
+ *   /dev/virtio-ports/org.vmrd.0) for a size that keeps HEADROOM_MIB
+ *   available: grow by the shortfall, shrink by the excess beyond twice the
+ *   headroom.  Appends each request and its reply to OUT as "result" records.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1024ULL * 1024ULL)
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static size_t slurp(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n > 0 ? (size_t)n : 0;
+}
+
+static unsigned long long meminfo(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) * 1024 : 0;
+}
+
+struct sample {
+	unsigned long long total, free, avail, swap_total, swap_free;
+	double some10, full10;
+	unsigned long long some_us, full_us;
+};
+
+static void read_sample(struct sample *s)
+{
+	char buf[8192];
+
+	slurp("/proc/meminfo", buf, sizeof(buf));
+	s->total = meminfo(buf, "MemTotal:");
+	s->free = meminfo(buf, "MemFree:");
+	s->avail = meminfo(buf, "MemAvailable:");
+	s->swap_total = meminfo(buf, "SwapTotal:");
+	s->swap_free = meminfo(buf, "SwapFree:");
+	slurp("/proc/pressure/memory", buf, sizeof(buf));
+	char *full = strstr(buf, "full");
+	sscanf(buf, "some avg10=%lf avg60=%*f avg300=%*f total=%llu", &s->some10, &s->some_us);
+	if (full)
+		sscanf(full, "full avg10=%lf avg60=%*f avg300=%*f total=%llu", &s->full10, &s->full_us);
+}
+
+static void write_sample(FILE *out, const char *type, int64_t t, const struct sample *s, const char *extra)
+{
+	fprintf(out,
+	        "{\"type\":\"%s\",\"t_us\":%lld,\"sample\":{\"mem_total\":%llu,\"mem_free\":%llu,\"mem_available\":%"
+	        "llu,"
+	        "\"swap_total\":%llu,\"swap_free\":%llu,\"some_avg10\":%.2f,\"full_avg10\":%.2f,\"some_total_us\":%llu,"
+	        "\"full_total_us\":%llu},\"state\":{\"block_size\":2097152,\"min\":0,\"max\":0,\"plugged\":0}%s}\n",
+	        type, (long long)t, s->total, s->free, s->avail, s->swap_total, s->swap_free, s->some10, s->full10,
+	        s->some_us, s->full_us, extra);
+	fflush(out);
+}
+
+static FILE *open_log(const char *path, int64_t start)
+{
+	FILE *out = fopen(path, "a");
+
+	if (!out) {
+		perror(path);
+		exit(1);
+	}
+	fprintf(out, "{\"type\":\"header\",\"format\":1,\"preset\":\"probe\",\"start_us\":%lld}\n", (long long)start);
+	fflush(out);
+	return out;
+}
+
+static _Noreturn void monitor(const char *path, long interval_ms)
+{
+	int64_t start = now_us();
+	FILE *out = open_log(path, start);
+	struct sample s;
+
+	for (;;) {
+		read_sample(&s);
+		write_sample(out, "sample", now_us() - start, &s, "");
+		usleep((useconds_t)interval_ms * 1000);
+	}
+}
+
+/* One request to the broker (a resize to `target`, or a hello when it is
+ * -1); `requested` becomes the size the broker has granted the device. */
+static int ask(int fd, unsigned id, long long target, unsigned long long *requested)
+{
+	char line[256], reply[2048];
+	int n = target < 0 ? snprintf(line, sizeof(line), "{\"v\":1,\"id\":%u,\"type\":\"hello\"}\n", id)
+	                   : snprintf(line, sizeof(line), "{\"v\":1,\"id\":%u,\"type\":\"resize\",\"target\":%lld}\n",
+	                              id, target);
+	size_t got = 0;
+	int64_t deadline = now_us() + 5000000;
+
+	if (write(fd, line, (size_t)n) != n)
+		return -1;
+	while (now_us() < deadline && got < sizeof(reply) - 1) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t r = read(fd, reply + got, sizeof(reply) - 1 - got);
+		if (r <= 0)
+			continue;
+		got += (size_t)r;
+		reply[got] = 0;
+		char *nl = strchr(reply, '\n');
+		if (!nl)
+			continue;
+		char *s = strstr(reply, "\"requested\":");
+		if (s)
+			*requested = strtoull(s + 12, NULL, 10);
+		return strstr(reply, "\"ok\":true") ? 0 : -1;
+	}
+	return -1;
+}
+
+static int poll_loop(const char *path, unsigned long long headroom, const char *port)
+{
+	int fd = open(port, O_RDWR | O_NOCTTY);
+
+	if (fd < 0) {
+		perror(port);
+		return 1;
+	}
+	int64_t start = now_us();
+	FILE *out = open_log(path, start);
+	unsigned long long size = 0;
+	unsigned id = 1;
+	const unsigned long long block = 2 * MIB;
+
+	if (ask(fd, id++, -1, &size) != 0) {
+		fprintf(stderr, "probe: no answer from the broker on %s\n", port);
+		return 1;
+	}
+	for (;;) {
+		struct sample s;
+		read_sample(&s);
+		unsigned long long target = size;
+		if (s.avail < headroom)
+			target = size + (headroom - s.avail + block - 1) / block * block;
+		else if (s.avail > 2 * headroom)
+			target = size > (s.avail - 2 * headroom) / block * block
+			                 ? size - (s.avail - 2 * headroom) / block * block
+			                 : 0;
+		if (target != size) {
+			const char *action = target > size ? "plug" : "unplug";
+			unsigned long long asked = target > size ? target - size : size - target, before = size;
+			int64_t t0 = now_us();
+			int rc = ask(fd, id++, (long long)target, &size);
+			char extra[160];
+			snprintf(extra, sizeof(extra),
+			         ",\"action\":\"%s\",\"bytes\":%llu,\"code\":%d,\"done\":%llu,\"call_us\":%lld", action,
+			         asked, rc, size > before ? size - before : before - size, (long long)(now_us() - t0));
+			read_sample(&s);
+			write_sample(out, "result", now_us() - start, &s, extra);
+		}
+		usleep(1000 * 1000);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 4 && strcmp(argv[1], "monitor") == 0)
+		monitor(argv[2], atol(argv[3]));
+	if (argc >= 4 && strcmp(argv[1], "poll") == 0)
+		return poll_loop(argv[2], strtoull(argv[3], NULL, 10) * MIB,
+		                 argc > 4 ? argv[4] : "/dev/virtio-ports/org.vmrd.0");
+	fprintf(stderr, "usage: probe monitor OUT INTERVAL_MS | probe poll OUT HEADROOM_MIB [PORT]\n");
+	return 64;
+}
