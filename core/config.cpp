@@ -262,7 +262,9 @@ void readControl(YamlReader &r, const YAML::Node &n, ControlConfig &c)
 	if (!c.http.empty() && !parseListenAddress(c.http))
 		r.fail(n["http"], "control.http",
 		       "'" + c.http +
-		               "' is not ADDRESS:PORT with a numeric IPv4 or [IPv6] address, e.g. 127.0.0.1:9560");
+		               "' is not PORT (on loopback) or ADDRESS:PORT with a numeric IPv4 or [IPv6] address, "
+		               "e.g. "
+		               "127.0.0.1:9560");
 }
 
 void readGuard(YamlReader &r, const YAML::Node &n, GuardConfig &g)

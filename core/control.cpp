@@ -40,6 +40,9 @@ std::string httpResponse(const char *status, const std::string &body, const char
 
 std::optional<ListenAddress> parseListenAddress(const std::string &text)
 {
+	// A port alone listens on loopback only.
+	if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
+		return parseListenAddress("127.0.0.1:" + text);
 	const size_t colon = text.rfind(':');
 	if (colon == std::string::npos || colon + 1 >= text.size() || text.size() - colon > 6)
 		return std::nullopt;

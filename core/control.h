@@ -19,7 +19,7 @@ namespace vmrd {
 struct ControlConfig;
 
 // "127.0.0.1:9560" or "[::1]:9560": numeric only, so a typo never resolves
-// to some other host.
+// to some other host.  A port alone ("9560") means loopback.
 struct ListenAddress {
 	sockaddr_storage addr{};
 	socklen_t length = 0;

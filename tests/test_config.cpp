@@ -208,7 +208,7 @@ INSTANTIATE_TEST_SUITE_P(
                 ErrorCase{"long_socket", minimal + "control:\n  socket: /" + std::string(120, 'x') + "\n",
                           "control.socket: longer than the 107 bytes a unix socket path can have"},
                 ErrorCase{"http_hostname", minimal + "control:\n  http: localhost:9560\n",
-                          "test.yaml:5:9: control.http: 'localhost:9560' is not ADDRESS:PORT"},
+                          "test.yaml:5:9: control.http: 'localhost:9560' is not PORT (on loopback) or ADDRESS:PORT"},
                 ErrorCase{"small_trace", minimal + "daemon:\n  trace_max_size: 1K\n",
                           "daemon.trace_max_size: must be 0 (unbounded) or at least 64K"}),
         [](const testing::TestParamInfo<ErrorCase> &i) { return std::string(i.param.name); });

@@ -409,7 +409,12 @@ TEST(ListenAddress, NumericAddressAndPortOnly)
 	EXPECT_TRUE(parseListenAddress("127.0.0.1:9560"));
 	EXPECT_TRUE(parseListenAddress("[::1]:9560"));
 	EXPECT_TRUE(parseListenAddress("0.0.0.0:1"));
-	for (const char *bad : {"", "9560", "localhost:9560", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
+	auto port = parseListenAddress("9560");
+	ASSERT_TRUE(port);
+	EXPECT_EQ(port->addr.ss_family, AF_INET);
+	EXPECT_EQ(reinterpret_cast<const sockaddr_in &>(port->addr).sin_addr.s_addr, htonl(INADDR_LOOPBACK))
+	        << "a port alone listens on loopback only";
+	for (const char *bad : {"", "0", "70000", "localhost:9560", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
 	                        "127.0.0.1:65536", "127.0.0.1:12ab", "::1:9560", "[::1]", "1.2.3.4:9999999"})
 		EXPECT_FALSE(parseListenAddress(bad)) << bad;
 }
