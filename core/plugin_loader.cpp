@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <sys/stat.h>
 #include <system_error>
 #include <time.h>
+#include <unistd.h>
 
 #include <boost/dll/shared_library.hpp>
 
@@ -89,12 +91,49 @@ Plugin::~Plugin() = default;
 
 PluginLoader::PluginLoader(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
 
+namespace {
+
+// Whoever can write a plugin, or the directory it is in, can run code as
+// root in vmrd: both must belong to root (or to the user vmrd runs as) and
+// be writable by nobody else.  The file is judged where symlinks lead.
+Status checkTrusted(const std::string &path)
+{
+	std::error_code ec;
+	const fs::path real = fs::canonical(path, ec);
+	if (ec)
+		return Error{-ec.value(), "cannot resolve: " + ec.message()};
+	for (const fs::path &p : {real, real.parent_path(), fs::path(path).parent_path()}) {
+		struct stat st;
+		if (::stat(p.c_str(), &st) != 0)
+			return Error{-errno, p.string() + ": " + std::strerror(errno)};
+		const char *what = S_ISDIR(st.st_mode) ? "its directory " : "";
+		if (st.st_uid != 0 && st.st_uid != ::geteuid())
+			return Error{-EPERM,
+			             std::string("refused: ") + what + p.string() + " belongs to uid " +
+			                     std::to_string(st.st_uid) +
+			                     ", not root: whoever owns it could run code as root in vmrd (chown root)"};
+		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+			char mode[8];
+			std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+			return Error{-EPERM,
+			             std::string("refused: ") + what + p.string() + " is writable by " +
+			                     ((st.st_mode & S_IWOTH) ? "everyone" : "its group") + " (mode " + mode +
+			                     "): whoever can write it could run code as root in vmrd (chmod go-w)"};
+		}
+	}
+	return Ok{};
+}
+
+} // namespace
+
 Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, const std::string &name)
 {
 	auto fail = [&](int code, const std::string &what) {
 		return Error{code, "plugin '" + name + "' (" + path + "): " + what};
 	};
 
+	if (auto trusted = checkTrusted(path); !trusted)
+		return fail(trusted.error().code, trusted.error().message);
 	// Check the manifest before any of the plugin's code runs.
 	auto manifest = readManifest(path);
 	if (!manifest)

@@ -2,7 +2,9 @@
 // Tests of the plugin loader against real shared objects, broken on purpose.
 #include <cstring>
 #include <dlfcn.h>
+#include <filesystem>
 #include <fstream>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include "manifest.h"
@@ -99,6 +101,55 @@ TEST(Loader, NotAnElfFile)
 	ASSERT_FALSE(p);
 	EXPECT_EQ(p.error().code, -ENOEXEC);
 	EXPECT_NE(p.error().message.find("not an ELF64 little-endian shared object"), std::string::npos);
+}
+
+// Whoever can write a plugin or its directory could run code as root in
+// vmrd: such plugins are refused before any of their code runs, and the
+// message says what to fix.
+TEST(Loader, RefusesPluginsOthersCanWrite)
+{
+	namespace fs = std::filesystem;
+	TempDir dir;
+	const std::string plugins = dir.path() + "/plugins", file = plugins + "/vmrd-backend-mock.so";
+	fs::create_directory(plugins);
+	fs::copy_file(MOCK_PLUGIN_DIR "/vmrd-backend-mock.so", file);
+	fs::permissions(plugins, fs::perms(0755));
+	fs::permissions(file, fs::perms(0644));
+	ASSERT_TRUE(PluginLoader({plugins}).load("mock")) << "0755 directory, 0644 file: fine";
+
+	fs::permissions(file, fs::perms(0666));
+	auto p = PluginLoader({plugins}).load("mock");
+	ASSERT_FALSE(p);
+	EXPECT_EQ(p.error().code, -EPERM);
+	EXPECT_NE(p.error().message.find(file + " is writable by everyone (mode 0666)"), std::string::npos)
+	        << p.error().message;
+	EXPECT_NE(p.error().message.find("chmod go-w"), std::string::npos);
+
+	fs::permissions(file, fs::perms(0644));
+	fs::permissions(plugins, fs::perms(0775));
+	p = PluginLoader({plugins}).load("mock");
+	ASSERT_FALSE(p);
+	EXPECT_NE(p.error().message.find("its directory " + plugins + " is writable by its group (mode 0775)"),
+	          std::string::npos)
+	        << p.error().message;
+
+	// A symlink from a trusted directory to a plugin in an open one.
+	const std::string trusted = dir.path() + "/trusted";
+	fs::create_directory(trusted);
+	fs::permissions(trusted, fs::perms(0755));
+	fs::create_symlink(file, trusted + "/vmrd-backend-mock.so");
+	p = PluginLoader({trusted}).load("mock");
+	ASSERT_FALSE(p);
+	EXPECT_NE(p.error().message.find("writable by its group"), std::string::npos) << p.error().message;
+
+	fs::permissions(plugins, fs::perms(0755));
+	if (geteuid() != 0)
+		GTEST_SKIP() << "changing a file's owner needs root";
+	ASSERT_EQ(chown(file.c_str(), 1234, 1234), 0);
+	p = PluginLoader({plugins}).load("mock");
+	ASSERT_FALSE(p);
+	EXPECT_NE(p.error().message.find(file + " belongs to uid 1234, not root"), std::string::npos)
+	        << p.error().message;
 }
 
 TEST(Loader, ListReportsEveryFile)
