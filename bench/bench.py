@@ -3,7 +3,7 @@
 # The benchmark: how well vmrd sizes a real guest, next to the alternatives.
 # A measurement that prints numbers, not a test.
 #
-# usage: bench.py BUILD_DIR PLOT [full|quick|smoke]
+# usage: bench.py BUILD_DIR PLOT [full|quick|smoke [SCENARIO ...]]
 #
 # Every (scenario, contender) runs in a fresh guest from the virtio-mem
 # harness (Debian 6.1 kernel under QEMU, 512 MiB at boot, 1 GiB zram, a
@@ -32,6 +32,7 @@ SEED = 7
 MONITOR_MS = 200
 GIVE_BACK_WINDOW = 30  # seconds: the target's window
 IDLE_WATCH = 10  # seconds after the give-back window to catch re-grows
+STALL_GAP = 1.0  # seconds without stall that end a stall episode
 
 
 def sawtooth(cycles, low, high, seed=SEED):
@@ -141,7 +142,7 @@ def run_one(images, broker_exe, work, scenario, spec, contender, mode):
         after = {"oom": g.vmstat("oom_kill"), "stats": daemon_stats(g, pid) if pid else None}
         if pid:
             rollup = g.run(f"cat /proc/{pid}/smaps_rollup", check=False)
-            for key in ("Pss", "Private_Dirty", "Private_Clean"):
+            for key in ("Rss", "Pss", "Private_Dirty", "Private_Clean"):
                 found = re.search(rf"^{key}:\s+(\d+)", rollup, re.M)
                 after["stats"][key] = int(found.group(1)) * 1024 if found else 0
         end = float(g.run("cat /proc/uptime").split()[0])
@@ -184,8 +185,11 @@ def analyse(result, idle):
     }
     m["footprint"] = m["avg_total"] / m["avg_used"] if m["avg_used"] else None
     # Reaction: for each grow, from the start of the stall before it.
-    # The stall onset: the first monitor sample, since the previous grow was
-    # online, that saw the "some" stall total rise.
+    # The stall onset of a grow: the first sample of the stall episode the
+    # request came in (samples that saw the "some" total rise, none more than
+    # STALL_GAP apart, the last within STALL_GAP before the request), and not
+    # before the previous grow was online.  A grow without a stall before it
+    # has no onset and is left out.
     stalls = [t for (_, a), (t, b) in zip(window, window[1:]) if b["some_total_us"] > a["some_total_us"]]
     to_request, to_online = [], []
     last_online = start_t
@@ -193,7 +197,14 @@ def analyse(result, idle):
         if r.get("type") != "result" or r.get("action") != "plug" or r.get("done", 0) <= 0:
             continue
         request = t - r["call_us"] / 1e6
-        onset = next((ts for ts in stalls if last_online <= ts <= request), None)
+        episode = [ts for ts in stalls if last_online <= ts <= request]
+        onset = None
+        if episode and request - episode[-1] <= STALL_GAP:
+            onset = episode[-1]
+            for earlier in reversed(episode[:-1]):
+                if onset - earlier > STALL_GAP:
+                    break
+                onset = earlier
         if onset is not None:
             to_request.append(request - onset)
             to_online.append(t - onset)
@@ -220,7 +231,7 @@ def analyse(result, idle):
     b, a = result["before"]["stats"], result["after"]["stats"]
     if b and a:
         m["cpu_s"] = a["cpu"] - b["cpu"]
-        m["rss"] = a["hwm"]
+        m["rss"] = max(a["hwm"], a["Rss"])
         m["pss"] = a["Pss"]
         m["private"] = a["Private_Dirty"] + a["Private_Clean"]
         m["wakeups"] = (a["switches"] - b["switches"]) / run_s
@@ -327,8 +338,10 @@ def targets(all_metrics):
 def main():
     build, plot = (os.path.abspath(a) for a in sys.argv[1:3])
     mode = sys.argv[3] if len(sys.argv) > 3 else "full"
-    if mode not in ("full", "quick", "smoke"):
-        print("usage: bench.py BUILD_DIR PLOT [full|quick|smoke]", file=sys.stderr)
+    only = sys.argv[4:]
+    if mode not in ("full", "quick", "smoke") or any(o not in scenarios(mode) for o in only):
+        print(f"usage: bench.py BUILD_DIR PLOT [full|quick|smoke [SCENARIO ...]]; scenarios of {mode}: "
+              f"{', '.join(scenarios(mode)) if mode in ('full', 'quick', 'smoke') else '?'}", file=sys.stderr)
         return 64
     workload = os.path.join(build, "tests", "guest", "guest-workload")
     broker = os.path.join(build, "plugins", "virtio-mem", "vmrd-broker")
@@ -344,7 +357,7 @@ def main():
         print(f"bench: cannot build the guest: {e}", file=sys.stderr)
         return 1
     images = {"6.1": (kernel, initrd)}
-    scns = scenarios(mode)
+    scns = {k: v for k, v in scenarios(mode).items() if not only or k in only}
     names = contenders(mode)
     all_metrics = {}
     failures = []
@@ -360,6 +373,8 @@ def main():
                 run_work = tempfile.mkdtemp(dir=work)
                 try:
                     result = run_one(images, broker, run_work, scn, spec, c, mode)
+                    with open(os.path.join(out_dir, f"{scn}-{c.replace(' ', '-')}.run.json"), "w") as f:
+                        json.dump(result, f)
                     m = analyse(result, idle)
                 except Exception as e:  # one broken run must not lose the others
                     failures.append(f"{scn} / {c}: {e}")
