@@ -12,6 +12,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,15 @@ class Demo:
         return self.guest.run("pidof workload", check=False).strip() != ""
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    # Ctrl-C, and a kill, end in the same clean-up, even where the shell
+    # that started the demo made it ignore SIGINT (a background job).
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     build, workload, broker, plot = (os.path.abspath(a) for a in sys.argv[1:5])
     rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     out_dir = os.path.join(build, "demo")
