@@ -136,6 +136,12 @@ struct ErrorCase {
 	std::string expected; // a substring of the message
 };
 
+// By name: gtest would otherwise print the struct's bytes, padding too.
+void PrintTo(const ErrorCase &c, std::ostream *os)
+{
+	*os << c.name;
+}
+
 class ConfigErrors : public testing::TestWithParam<ErrorCase>
 {
 };

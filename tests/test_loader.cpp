@@ -22,6 +22,12 @@ struct LoadCase {
 	bool codeMayRun; // whether the plugin's constructor may run before the error
 };
 
+// By name: gtest would otherwise print the struct's bytes, padding too.
+void PrintTo(const LoadCase &c, std::ostream *os)
+{
+	*os << c.name;
+}
+
 class BrokenPlugins : public testing::TestWithParam<LoadCase>
 {
 };
