@@ -260,6 +260,7 @@ Result<std::unique_ptr<Backend>> Backend::create(std::shared_ptr<Plugin> plugin,
 {
 	std::unique_ptr<Backend> b(new Backend(std::move(plugin), std::move(paths)));
 	std::vector<vmrd_option> opts;
+	opts.reserve(options.size());
 	for (const auto &[k, v] : options)
 		opts.push_back({k.c_str(), v.c_str()});
 	MessageBuffer msg;

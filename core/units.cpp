@@ -101,7 +101,7 @@ std::string formatSize(uint64_t bytes)
 		whole /= 1024;
 		i++;
 	}
-	if (i + 1 < names.size() && whole >= 1024 * 1024) {
+	if (i + 1 < names.size() && whole >= (1ull << 20)) {
 		// Not a whole number of the next unit: one decimal is enough to read.
 		double v = static_cast<double>(whole);
 		while (i + 1 < names.size() && v >= 1024) {

@@ -31,6 +31,7 @@ public:
 			int null = open("/dev/null", O_RDONLY);
 			dup2(null, 0);
 			std::vector<char *> argv;
+			argv.reserve(args.size() + 1);
 			for (const auto &a : args)
 				argv.push_back(const_cast<char *>(a.c_str()));
 			argv.push_back(nullptr);
@@ -81,6 +82,7 @@ public:
 	}
 
 	void signal(int sig) { kill(pid_, sig); }
+	pid_t pid() const { return pid_; }
 	std::string out() const { return slurp(out_); }
 	std::string err() const { return slurp(err_); }
 
@@ -99,6 +101,17 @@ private:
 	bool exited_ = false;
 	int code_ = -1;
 };
+
+// Why vmrd cannot run on this machine's real PSI, or empty: tests that
+// need it skip with this reason.
+inline std::string realPsiMissing()
+{
+	if (access("/proc/pressure/memory", R_OK) != 0)
+		return "/proc/pressure/memory is absent: this kernel has no PSI (boot with psi=1)";
+	if (geteuid() != 0)
+		return "PSI triggers need root here";
+	return "";
+}
 
 struct Outcome {
 	int code;

@@ -201,7 +201,7 @@ TEST(Server, CooldownBlocksTheOppositeDirection)
 
 namespace {
 
-std::unique_ptr<Policy> embedded(PolicyParams p = preset("embedded")->params)
+std::unique_ptr<Policy> embedded(const PolicyParams &p = preset("embedded")->params)
 {
 	Limits l;
 	l.minInterval = 0s;
