@@ -2,6 +2,7 @@
 // The control interface: a unix socket for vmrdctl and an optional HTTP listener for /metrics.
 #include "control.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cstring>
 #include <fcntl.h>
@@ -287,22 +288,41 @@ void ControlServer::onReadable(uint64_t id, Client &c)
 	flushOk(id, c);
 }
 
-void ControlServer::answer(Client &c, const std::string &line)
+Result<ControlRequest> parseControlRequest(std::string_view line)
 {
 	const json request = json::parse(line, nullptr, false);
-	if (request.is_discarded() || !request.is_object() || !request.contains("cmd") || !request["cmd"].is_string()) {
-		c.out += errorLine("not a request: send one JSON object per line, like {\"cmd\": \"status\"}");
+	if (request.is_discarded() || !request.is_object() || !request.contains("cmd") || !request["cmd"].is_string())
+		return Error{-EINVAL, "not a request: send one JSON object per line, like {\"cmd\": \"status\"}"};
+	ControlRequest r;
+	r.command = request["cmd"].get<std::string>();
+	static const char *const commands[] = {"status", "metrics", "events", "reclaim", "reload", "grow", "shrink"};
+	if (std::find(std::begin(commands), std::end(commands), r.command) == std::end(commands))
+		return Error{-EINVAL, "unknown command '" + r.command +
+		                              "'; one of status, metrics, events, reclaim, reload, grow, shrink"};
+	if (r.command == "grow" || r.command == "shrink") {
+		const auto bytes = request.find("bytes");
+		if (bytes == request.end() || !bytes->is_number_unsigned() || bytes->get<uint64_t>() == 0)
+			return Error{-EINVAL, r.command + " needs \"bytes\": a positive whole number"};
+		r.bytes = bytes->get<uint64_t>();
+	}
+	return r;
+}
+
+void ControlServer::answer(Client &c, const std::string &line)
+{
+	auto request = parseControlRequest(line);
+	if (!request) {
+		c.out += errorLine(request.error().message);
 		return;
 	}
-	const std::string command = request["cmd"].get<std::string>();
-	if (command == "events") {
+	if (request->command == "events") {
 		if (!c.subscribed)
 			subscribers_++;
 		c.subscribed = true;
 		c.out += json{{"ok", true}, {"events", "following"}}.dump() + "\n";
 		return;
 	}
-	Result<json> reply = handler_(command);
+	Result<json> reply = handler_(*request);
 	if (!reply) {
 		c.out += errorLine(reply.error().message);
 		return;
@@ -340,7 +360,7 @@ void ControlServer::answerHttp(Client &c)
 		c.out += httpResponse("404 Not Found", "vmrd serves /metrics only\n");
 		return;
 	}
-	Result<json> metrics = handler_("metrics");
+	Result<json> metrics = handler_(ControlRequest{"metrics", 0});
 	if (!metrics) {
 		c.out += httpResponse("500 Internal Server Error", metrics.error().message + "\n");
 		return;

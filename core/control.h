@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@ std::optional<ListenAddress> parseListenAddress(const std::string &text);
 
 // The protocol, one JSON object per line each way:
 //   request  {"cmd": "status"}       (status, metrics, events, reclaim, reload)
+//            {"cmd": "grow", "bytes": 268435456}    (grow, shrink)
 //   reply    {"ok": true, ...}  or  {"ok": false, "error": "what is wrong"}
 // After the reply to "events", every event the daemon publishes follows as
 // one line, until the client closes.  A bad request gets an error reply; a
@@ -35,12 +37,20 @@ std::optional<ListenAddress> parseListenAddress(const std::string &text);
 //
 // The server owns an epoll fd of its own, so the daemon's loop watches one
 // fd and calls process() when it is readable.
+// One request line, checked: a known command, and a size for grow and
+// shrink.  The error says what a request looks like.
+struct ControlRequest {
+	std::string command;
+	uint64_t bytes = 0; // grow and shrink only
+};
+Result<ControlRequest> parseControlRequest(std::string_view line);
+
 class ControlServer
 {
 public:
 	using Clock = std::chrono::steady_clock;
-	// Answers one command (not "events"); the reply gets "ok": true added.
-	using Handler = std::function<Result<nlohmann::json>(const std::string &command)>;
+	// Answers one request (not "events"); the reply gets "ok": true added.
+	using Handler = std::function<Result<nlohmann::json>(const ControlRequest &request)>;
 
 	static constexpr size_t maxRequest = 4096;
 	static constexpr size_t maxClients = 32;

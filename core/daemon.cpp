@@ -94,14 +94,14 @@ BackendWorker::~BackendWorker()
 	::close(eventFd_);
 }
 
-void BackendWorker::submit(const Decision &d)
+void BackendWorker::submit(const Job &job)
 {
 	{
 		std::lock_guard<std::mutex> lock(mutex_);
-		job_ = d;
+		job_ = job;
 	}
 	busy_ = true;
-	current_ = d;
+	current_ = job.decision;
 	cv_.notify_all();
 }
 
@@ -131,15 +131,33 @@ void BackendWorker::run()
 		cv_.wait(lock, [this] { return stop_ || job_; });
 		if (stop_)
 			return;
-		Decision d = *job_;
+		const Job job = *job_;
+		const Decision &d = job.decision;
 		lock.unlock();
-		Done done{d, {}, Error{}};
+		Done done{d, {}, Error{}, Micros(0), 0, std::nullopt};
 		// Action None: only re-read the state (a backend that was not connected).
 		const auto started = std::chrono::steady_clock::now();
-		if (d.action == Decision::Action::Plug)
-			done.result = backend_.plug(d.bytes);
+		if (d.action != Decision::Action::None) {
+			done.sent = d.bytes;
+			if (auto before = backend_.state(); before && before->connected) {
+				done.before = before->plugged;
+				const uint64_t block = std::max<uint64_t>(before->blockSize, 1);
+				const uint64_t p = before->plugged;
+				const uint64_t room =
+				        d.action == Decision::Action::Plug
+				                ? (job.ceiling > p ? (job.ceiling - p) / block * block : 0)
+				                : (p > job.floor ? (p - job.floor) / block * block : 0);
+				done.sent = std::min(d.bytes, room);
+			}
+		}
+		if (d.action != Decision::Action::None && done.sent == 0)
+			done.result = CallResult{0, 0,
+			                         "not called: the backend already has " + formatSize(*done.before) +
+			                                 " plugged, at the limit"};
+		else if (d.action == Decision::Action::Plug)
+			done.result = backend_.plug(done.sent);
 		else if (d.action == Decision::Action::Unplug)
-			done.result = backend_.unplug(d.bytes);
+			done.result = backend_.unplug(done.sent);
 		done.call = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
 		// Book what the backend reports, never what was asked.
 		done.state = backend_.state();
@@ -291,7 +309,7 @@ int Daemon::setUp()
 	if (!config_.control.socket.empty() || !config_.control.http.empty()) {
 		// Before the worker thread exists: binding changes the umask for a moment.
 		auto control =
-		        ControlServer::open(config_.control, [this](const std::string &c) { return onControl(c); });
+		        ControlServer::open(config_.control, [this](const ControlRequest &r) { return onControl(r); });
 		if (!control) {
 			logError(control.error().message);
 			return EX_CONFIG;
@@ -332,6 +350,9 @@ int Daemon::setUp()
 	        (config_.control.http.empty() ? "" : "; metrics on http://" + config_.control.http + "/metrics"));
 	notifySystemd("READY=1");
 	notifyStatus();
+	// Started (or restarted) with the device outside the limits.
+	correctBounds();
+	rearmTimer();
 	return 0;
 }
 
@@ -421,7 +442,7 @@ int Daemon::stop()
 	if (config_.daemon.releaseOnExit && state_.plugged > floor && !options_.dryRun) {
 		Decision d{Decision::Action::Unplug, state_.plugged - floor, "daemon.release_on_exit"};
 		logInfo("releasing " + formatSize(d.bytes) + " before exit (daemon.release_on_exit)");
-		worker_->submit(d);
+		worker_->submit({d, floor});
 		if (!worker_->waitIdle(config_.backend.callTimeout)) {
 			logWarning("release on exit did not finish within backend.call_timeout; exiting anyway");
 			std::fflush(nullptr);
@@ -608,9 +629,11 @@ void Daemon::onTimer()
 			}
 		}
 	}
+	if (correctAt_ && t >= *correctAt_)
+		correctBounds();
 	if (refreshAt_ && t >= *refreshAt_ && !worker_->busy()) {
 		refreshAt_.reset();
-		worker_->submit(Decision{Decision::Action::None, 0, "re-read the backend's state"});
+		worker_->submit({Decision{Decision::Action::None, 0, "re-read the backend's state"}});
 	}
 	if (policy_->nextCheck() && t >= *policy_->nextCheck()) {
 		if (auto s = sampler_->read()) {
@@ -625,7 +648,7 @@ void Daemon::onTimer()
 	rearmTimer();
 }
 
-void Daemon::execute(Decision d)
+void Daemon::execute(const Decision &d)
 {
 	metrics_.decision(d.action);
 	TraceRecord r;
@@ -653,7 +676,7 @@ void Daemon::execute(Decision d)
 	logInfo("decision: " + describeDecision(d));
 	remember(d, "in flight");
 	inFlightSeq_ = recentSeq_;
-	worker_->submit(d);
+	worker_->submit({d, config_.limits.min, config_.limits.max ? config_.limits.max : UINT64_MAX});
 	callDeadline_ = now() + config_.backend.callTimeout;
 }
 
@@ -678,9 +701,24 @@ void Daemon::onWorkerDone()
 			                                                done->result.message
 			                                      : formatSize(done->result.done) + " done") +
 			              " in " + formatDuration(done->call);
+	const std::string backend = "backend '" + backend_->name() + "'";
+	// What vmrd saw last and what the backend says now differ: something
+	// else resized the device, or the backend lost track.  The backend's
+	// word is booked.
+	if (done->before && *done->before != state_.plugged && state_.connected)
+		logWarning(backend + " has " + formatSize(*done->before) + " plugged where vmrd last saw " +
+		           formatSize(state_.plugged) +
+		           ": the device changed outside vmrd; booking the backend's state");
+	if (done->sent < done->asked.bytes)
+		logInfo(what + " trimmed to " + formatSize(done->sent) + " to stay within limits.min/max: " + backend +
+		        " has " + formatSize(done->before.value_or(0)) + " plugged");
 	if (done->result.code != 0)
 		logWarning(what + " failed after " + formatSize(done->result.done) + ": " + done->result.message);
-	else if (done->result.done < done->asked.bytes)
+	else if (done->result.done > done->sent)
+		logWarning(backend + " did more than asked: " + formatSize(done->result.done) + " for a " +
+		           actionName(done->asked.action) + " of " + formatSize(done->sent) +
+		           "; booking the state it reports");
+	else if (done->result.done < done->sent)
 		logInfo(what + " partly done: " + formatSize(done->result.done) + " (a partial result is normal)");
 	const bool wasConnected = state_.connected;
 	if (done->state) {
@@ -719,8 +757,48 @@ void Daemon::onWorkerDone()
 	record(r, t);
 	policy_->onResult(t, done->asked, done->result, lastSample_, state_);
 	updateGuard();
+	correctBounds();
 	rearmTimer();
 	notifyStatus();
+}
+
+// A backend that did more than asked, or a device resized outside vmrd, can
+// leave the plugged total outside limits.min/max.  The way back ignores
+// the rate limit and step_max: the limits are the promise to the operator.
+std::optional<Decision> Daemon::boundsCorrection() const
+{
+	const Limits &l = config_.limits;
+	const uint64_t block = std::max<uint64_t>(state_.blockSize, 1);
+	const uint64_t floor = std::min(std::max(l.min, state_.minBytes), state_.maxBytes);
+	auto roundUp = [&](uint64_t v) { return (v + block - 1) / block * block; };
+	if (l.max && state_.plugged > l.max && state_.plugged > floor)
+		return Decision{Decision::Action::Unplug,
+		                std::min(roundUp(state_.plugged - l.max), state_.plugged - floor),
+		                "backend '" + backend_->name() + "' has " + formatSize(state_.plugged) +
+		                        " plugged, above limits.max " + formatSize(l.max)};
+	if (state_.plugged < floor)
+		return Decision{Decision::Action::Plug, roundUp(floor - state_.plugged),
+		                "backend '" + backend_->name() + "' has " + formatSize(state_.plugged) +
+		                        " plugged, below limits.min " + formatSize(l.min)};
+	return std::nullopt;
+}
+
+void Daemon::correctBounds()
+{
+	if (!state_.connected || worker_->busy() || options_.dryRun)
+		return;
+	auto d = boundsCorrection();
+	if (!d) {
+		correctAt_.reset();
+		return;
+	}
+	const TimePoint t = now();
+	if (correctAt_ && t < *correctAt_)
+		return;
+	logWarning(d->reason + "; correcting");
+	// If this does not bring it back, the next try is a while later.
+	correctAt_ = t + std::max<Micros>(config_.limits.minInterval, std::chrono::seconds(5));
+	execute(*d);
 }
 
 void Daemon::updateGuard()
@@ -765,6 +843,7 @@ void Daemon::rearmTimer()
 	earliest(callDeadline_);
 	earliest(rearmAt_);
 	earliest(refreshAt_);
+	earliest(correctAt_);
 	earliest(watchdogAt_);
 	if (control_)
 		earliest(control_->nextDeadline());
@@ -783,8 +862,9 @@ void Daemon::rearmTimer()
 	::timerfd_settime(timerFd_, TFD_TIMER_ABSTIME, &its, nullptr);
 }
 
-Result<nlohmann::json> Daemon::onControl(const std::string &command)
+Result<nlohmann::json> Daemon::onControl(const ControlRequest &request)
 {
+	const std::string &command = request.command;
 	if (command == "status")
 		return status(now());
 	if (command == "metrics")
@@ -799,7 +879,19 @@ Result<nlohmann::json> Daemon::onControl(const std::string &command)
 			return r.error();
 		return nlohmann::json{{"reloaded", options_.configPath}};
 	}
-	return Error{-EINVAL, "unknown command '" + command + "'; one of status, metrics, events, reclaim, reload"};
+	// grow or shrink: an operator's resize, within the same limits as any.
+	if (!state_.connected)
+		return Error{-ENOTCONN, "backend '" + backend_->name() + "' is not connected; try again later"};
+	if (worker_->busy())
+		return Error{-EBUSY, describeDecision(worker_->current()) + " is in flight; try again when it is done"};
+	const bool grow = command == "grow";
+	Decision d{grow ? Decision::Action::Plug : Decision::Action::Unplug, request.bytes,
+	           "vmrdctl " + command + " " + formatSize(request.bytes)};
+	logInfo("vmrdctl " + command + " " + formatSize(request.bytes));
+	d = policy_->onRequest(now(), d, state_);
+	execute(d);
+	rearmTimer();
+	return nlohmann::json{{"decision", describeDecision(d)}};
 }
 
 nlohmann::json Daemon::status(TimePoint t) const

@@ -27,11 +27,21 @@ namespace vmrd {
 class BackendWorker
 {
 public:
+	// A resize with the bounds on the total it must keep.  The worker reads
+	// the backend's state first and trims the call to them, so a backend
+	// that changed since the decision cannot be pushed out of bounds.
+	struct Job {
+		Decision decision;
+		uint64_t floor = 0;
+		uint64_t ceiling = UINT64_MAX;
+	};
 	struct Done {
 		Decision asked;
 		CallResult result;
 		Result<BackendState> state{Error{}};
-		Micros call{0}; // how long the plug or unplug took
+		Micros call{0};                 // how long the plug or unplug took
+		uint64_t sent = 0;              // the bytes really asked of the backend
+		std::optional<uint64_t> before; // plugged just before the call, as the backend said
 	};
 
 	explicit BackendWorker(Backend &backend);
@@ -41,7 +51,7 @@ public:
 	bool busy() const { return busy_; }
 	const Decision &current() const { return current_; }
 	// Starts a call; the worker must not be busy.
-	void submit(const Decision &d);
+	void submit(const Job &job);
 	// After eventFd() became readable: the finished call.
 	std::optional<Done> collect();
 	// Waits up to `timeout` for the current call; false if it still runs.
@@ -56,7 +66,7 @@ private:
 	Decision current_;  // main thread only
 	std::mutex mutex_;
 	std::condition_variable cv_;
-	std::optional<Decision> job_;
+	std::optional<Job> job_;
 	std::optional<Done> done_;
 	bool stop_ = false;
 	pthread_t thread_;
@@ -111,11 +121,14 @@ private:
 	Status reload(const std::string &origin);
 	Decision checkNow(); // SIGUSR1 and vmrdctl reclaim
 	int stop();
-	Result<nlohmann::json> onControl(const std::string &command);
+	Result<nlohmann::json> onControl(const ControlRequest &request);
 	nlohmann::json status(TimePoint now) const;
 	std::string metricsText() const;
 	void notifyStatus();
-	void execute(Decision d);
+	void execute(const Decision &d);
+	// Brings a plugged size outside limits.min/max back inside (see .cpp).
+	std::optional<Decision> boundsCorrection() const;
+	void correctBounds();
 	void remember(const Decision &d, std::string outcome);
 	void advanceBursts(TimePoint now);
 	double severityFor(size_t trigger, TimePoint now) const;
@@ -141,6 +154,7 @@ private:
 	std::optional<TimePoint> lastSeverityAt_;
 	std::unique_ptr<BackendWorker> worker_;
 	std::optional<TimePoint> callDeadline_;
+	std::optional<TimePoint> correctAt_; // the next try to correct the bounds
 	int guardFd_ = -1;
 	TraceWriter trace_;
 	std::unique_ptr<ControlServer> control_;

@@ -63,6 +63,11 @@ public:
 	// human value ("cooldown", "12s left"), for vmrdctl status.
 	virtual std::vector<std::pair<std::string, std::string>> describeState(TimePoint now) const = 0;
 
+	// An operator asked for this resize (vmrdctl grow or shrink).
+	Decision onRequest(TimePoint now, const Decision &d, const BackendState &b) const
+	{
+		return enforceLimits(now, d, b);
+	}
 	// When onTimer() should run next, if at all.
 	std::optional<TimePoint> nextCheck() const { return nextCheck_; }
 	const Limits &limits() const { return limits_; }

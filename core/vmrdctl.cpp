@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// vmrdctl: asks a running vmrd over its control socket for status, metrics and events.
+// vmrdctl: asks a running vmrd over its control socket for status, metrics and events, or for a resize.
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -179,20 +179,22 @@ std::string describeEvent(const json &e)
 	       (sample.contains("mem_total") ? size(sample["mem_total"]) : "?") + ", MemAvailable " + avail;
 }
 
-} // namespace
-
-int main(int argc, char **argv)
+int run(int argc, char **argv)
 {
 	std::string socket = defaultSocket;
-	std::string command;
+	std::string command, sizeText;
 	bool asJson = false;
-	po::options_description visible("Usage: vmrdctl [--socket PATH] COMMAND [--json]\n\n"
+	po::options_description visible("Usage: vmrdctl [--socket PATH] COMMAND [SIZE] [--json]\n\n"
 	                                "Commands:\n"
-	                                "  status    backend, sizes, policy state, PSI triggers, last decisions\n"
-	                                "  metrics   Prometheus text exposition\n"
-	                                "  events    follow the decisions and events live (Ctrl-C stops)\n"
-	                                "  reclaim   run a shrink check now\n"
-	                                "  reload    reload the daemon's config file\n\nOptions");
+	                                "  status       backend, sizes, policy state, PSI triggers, last decisions\n"
+	                                "  metrics      Prometheus text exposition\n"
+	                                "  events       follow the decisions and events live (Ctrl-C stops)\n"
+	                                "  reclaim      run a shrink check now\n"
+	                                "  reload       reload the daemon's config file\n"
+	                                "  grow SIZE    plug SIZE (like 512M) now, within the limits of the config\n"
+	                                "  shrink SIZE  unplug SIZE now, within the limits of the config\n\n"
+	                                "The policy treats a grow like any other: memory that is not used\n"
+	                                "is given back after policy.shrink_idle.\n\nOptions");
 	// clang-format off
 	visible.add_options()
 		("socket,s", po::value<std::string>(&socket),
@@ -200,17 +202,35 @@ int main(int argc, char **argv)
 		("json", po::bool_switch(&asJson), "print the daemon's JSON as it is (status, events)")
 		("help,h", "print this help, exit");
 	po::options_description all;
-	all.add(visible).add_options()("command", po::value<std::string>(&command));
+	all.add(visible).add_options()
+		("command", po::value<std::string>(&command))
+		("size", po::value<std::string>(&sizeText));
 	// clang-format on
 	po::positional_options_description positional;
-	positional.add("command", 1);
+	positional.add("command", 1).add("size", 1);
 	po::variables_map vm;
 	if (auto code = parseCommandLine(argc, argv, "vmrdctl", visible, all, positional, vm))
 		return *code;
+	const bool resize = command == "grow" || command == "shrink";
 	if (command != "status" && command != "metrics" && command != "events" && command != "reclaim" &&
-	    command != "reload") {
+	    command != "reload" && !resize) {
 		std::cerr << "vmrdctl: " << (command.empty() ? "no command" : "unknown command '" + command + "'")
-		          << "; one of status, metrics, events, reclaim, reload\nTry 'vmrdctl --help'.\n";
+		          << "; one of status, metrics, events, reclaim, reload, grow, shrink\nTry 'vmrdctl --help'.\n";
+		return EX_USAGE;
+	}
+	json request{{"cmd", command}};
+	if (resize) {
+		const auto bytes = parseSize(sizeText);
+		if (!bytes || *bytes == 0) {
+			std::cerr << "vmrdctl: " << command << " needs a size like 512M or 2G"
+			          << (sizeText.empty() ? "" : ", not '" + sizeText + "'")
+			          << "\nTry 'vmrdctl --help'.\n";
+			return EX_USAGE;
+		}
+		request["bytes"] = *bytes;
+	} else if (!sizeText.empty()) {
+		std::cerr << "vmrdctl: " << command << " takes no argument ('" << sizeText
+		          << "')\nTry 'vmrdctl --help'.\n";
 		return EX_USAGE;
 	}
 	std::signal(SIGPIPE, SIG_IGN);
@@ -222,7 +242,7 @@ int main(int argc, char **argv)
 	// A reload or a check waits at most for a config parse or a policy step.
 	c.setTimeout(command == "events" ? 0 : 30);
 	std::string line;
-	if (!c.send(json{{"cmd", command}}.dump() + "\n") || !c.readLine(line)) {
+	if (!c.send(request.dump() + "\n") || !c.readLine(line)) {
 		std::cerr << "vmrdctl: no reply from vmrd on " << socket << ": "
 		          << (errno == EAGAIN ? "timed out" : std::strerror(errno)) << "\n";
 		return EX_UNAVAILABLE;
@@ -244,7 +264,7 @@ int main(int argc, char **argv)
 				printStatus(reply);
 		} else if (command == "metrics") {
 			std::cout << reply.value("text", "");
-		} else if (command == "reclaim") {
+		} else if (command == "reclaim" || resize) {
 			std::cout << reply.value("decision", "") << "\n";
 		} else if (command == "reload") {
 			std::cout << "reloaded " << reply.value("reloaded", "") << "\n";
@@ -265,4 +285,16 @@ int main(int argc, char **argv)
 		return EX_PROTOCOL;
 	}
 	return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	try {
+		return run(argc, argv);
+	} catch (const std::exception &e) {
+		std::cerr << "vmrdctl: " << e.what() << "\n";
+		return 1;
+	}
 }

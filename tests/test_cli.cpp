@@ -124,10 +124,8 @@ TEST(Cli, ListPluginsShowsGoodAndRejected)
 // backend: it must arm, run, and stop cleanly within a second of SIGTERM.
 TEST(Daemon, RunsOnRealPsiAndStopsOnSigterm)
 {
-	if (access("/proc/pressure/memory", R_OK) != 0)
-		GTEST_SKIP() << "/proc/pressure/memory is absent: this kernel has no PSI (boot with psi=1)";
-	if (geteuid() != 0)
-		GTEST_SKIP() << "PSI triggers need root here";
+	if (const std::string why = realPsiMissing(); !why.empty())
+		GTEST_SKIP() << why;
 	TempDir dir;
 	std::string path = writeConfig(dir, mockConfig);
 	for (int sig : {SIGTERM, SIGINT}) {
@@ -149,10 +147,8 @@ TEST(Daemon, RunsOnRealPsiAndStopsOnSigterm)
 // memory.high and the inputs recorded for replay.
 TEST(Daemon, ReloadsOnSighupAndKeepsTheOldConfigWhenTheNewIsBad)
 {
-	if (access("/proc/pressure/memory", R_OK) != 0)
-		GTEST_SKIP() << "/proc/pressure/memory is absent: this kernel has no PSI (boot with psi=1)";
-	if (geteuid() != 0)
-		GTEST_SKIP() << "PSI triggers need root here";
+	if (const std::string why = realPsiMissing(); !why.empty())
+		GTEST_SKIP() << why;
 	TempDir dir;
 	const std::string cgroup = dir.path() + "/cgroup", trace = dir.path() + "/trace.jsonl";
 	std::filesystem::create_directories(cgroup);
@@ -199,8 +195,8 @@ TEST(Daemon, ReloadsOnSighupAndKeepsTheOldConfigWhenTheNewIsBad)
 
 TEST(Daemon, ReleaseOnExitGivesMemoryBack)
 {
-	if (access("/proc/pressure/memory", R_OK) != 0 || geteuid() != 0)
-		GTEST_SKIP() << "needs PSI (/proc/pressure/memory) and root";
+	if (const std::string why = realPsiMissing(); !why.empty())
+		GTEST_SKIP() << why;
 	TempDir dir;
 	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  options: {initial: 1G}\n"
 	                                    "daemon: {release_on_exit: true}\n");
@@ -214,8 +210,8 @@ TEST(Daemon, ReleaseOnExitGivesMemoryBack)
 
 TEST(Daemon, HungBackendCallIsAbandonedOnStop)
 {
-	if (access("/proc/pressure/memory", R_OK) != 0 || geteuid() != 0)
-		GTEST_SKIP() << "needs PSI (/proc/pressure/memory) and root";
+	if (const std::string why = realPsiMissing(); !why.empty())
+		GTEST_SKIP() << why;
 	TempDir dir;
 	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  call_timeout: 200ms\n"
 	                                    "  options: {initial: 1G, hang_call: 1, hang_ms: 60000}\n");
@@ -235,8 +231,8 @@ TEST(Daemon, HungBackendCallIsAbandonedOnStop)
 
 TEST(Daemon, DryRunDecidesButNeverCallsTheBackend)
 {
-	if (access("/proc/pressure/memory", R_OK) != 0 || geteuid() != 0)
-		GTEST_SKIP() << "needs PSI (/proc/pressure/memory) and root";
+	if (const std::string why = realPsiMissing(); !why.empty())
+		GTEST_SKIP() << why;
 	TempDir dir;
 	const std::string trace = dir.path() + "/mock-calls.jsonl";
 	std::string path = writeConfig(

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "metrics.h"
+#include "control_client.h"
 #include "process.h"
 
 using namespace std::chrono_literals;
@@ -27,106 +28,17 @@ namespace {
 const std::string vmrdBinary = VMRD_BINARY;
 const std::string vmrdctl = VMRDCTL_BINARY;
 
-// A client connection to a unix or TCP socket, reading lines with a timeout.
-class Client
-{
-public:
-	explicit Client(const std::string &unixPath)
-	{
-		sockaddr_un sun{};
-		sun.sun_family = AF_UNIX;
-		std::strncpy(sun.sun_path, unixPath.c_str(), sizeof(sun.sun_path) - 1);
-		fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (::connect(fd_, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) != 0)
-			reset();
-	}
-	explicit Client(uint16_t tcpPort)
-	{
-		sockaddr_in in{};
-		in.sin_family = AF_INET;
-		in.sin_port = htons(tcpPort);
-		in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (::connect(fd_, reinterpret_cast<sockaddr *>(&in), sizeof(in)) != 0)
-			reset();
-	}
-	~Client() { reset(); }
-	bool connected() const { return fd_ >= 0; }
-	void send(const std::string &data)
-	{
-		ASSERT_EQ(::send(fd_, data.data(), data.size(), MSG_NOSIGNAL), (ssize_t)data.size());
-	}
-
-	// The next line, or nothing after `timeout` or at end of stream.
-	std::optional<std::string> line(std::chrono::milliseconds timeout = 5s)
-	{
-		for (;;) {
-			if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
-				std::string l = buffer_.substr(0, nl);
-				buffer_.erase(0, nl + 1);
-				return l;
-			}
-			if (!fill(timeout))
-				return std::nullopt;
-		}
-	}
-	// Everything until the peer closes.
-	std::string rest(std::chrono::milliseconds timeout = 5s)
-	{
-		while (fill(timeout))
-			;
-		return std::exchange(buffer_, "");
-	}
-	bool closedByPeer(std::chrono::milliseconds timeout = 5s)
-	{
-		while (fill(timeout))
-			;
-		return eof_;
-	}
-	json request(const std::string &cmd)
-	{
-		send(json{{"cmd", cmd}}.dump() + "\n");
-		auto l = line();
-		return l ? json::parse(*l, nullptr, false) : json();
-	}
-
-private:
-	bool fill(std::chrono::milliseconds timeout)
-	{
-		pollfd p{fd_, POLLIN, 0};
-		if (fd_ < 0 || ::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
-			return false;
-		char buf[65536];
-		ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-		if (n <= 0) {
-			eof_ = true;
-			return false;
-		}
-		buffer_.append(buf, static_cast<size_t>(n));
-		return true;
-	}
-	void reset()
-	{
-		if (fd_ >= 0)
-			::close(fd_);
-		fd_ = -1;
-	}
-
-	int fd_ = -1;
-	std::string buffer_;
-	bool eof_ = false;
-};
-
 uint16_t freePort()
 {
 	int fd = ::socket(AF_INET, SOCK_STREAM, 0);
 	sockaddr_in in{};
 	in.sin_family = AF_INET;
 	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	::bind(fd, reinterpret_cast<sockaddr *>(&in), sizeof(in));
 	socklen_t len = sizeof(in);
-	::getsockname(fd, reinterpret_cast<sockaddr *>(&in), &len);
+	const bool ok = ::bind(fd, reinterpret_cast<sockaddr *>(&in), sizeof(in)) == 0 &&
+	                ::getsockname(fd, reinterpret_cast<sockaddr *>(&in), &len) == 0;
 	::close(fd);
+	EXPECT_TRUE(ok) << "no free loopback port: " << std::strerror(errno);
 	return ntohs(in.sin_port);
 }
 
@@ -142,10 +54,8 @@ class ControlTest : public ::testing::Test
 protected:
 	void SetUp() override
 	{
-		if (access("/proc/pressure/memory", R_OK) != 0)
-			GTEST_SKIP() << "/proc/pressure/memory is absent: this kernel has no PSI (boot with psi=1)";
-		if (geteuid() != 0)
-			GTEST_SKIP() << "PSI triggers need root here";
+		if (const std::string why = realPsiMissing(); !why.empty())
+			GTEST_SKIP() << why;
 		socket_ = dir_.path() + "/run/control.sock";
 		port_ = freePort();
 		config_ = dir_.path() + "/vmrd.yaml";
@@ -218,6 +128,39 @@ TEST_F(ControlTest, StatusOverTheSocketAndThroughVmrdctl)
 	d->signal(SIGTERM);
 	EXPECT_EQ(d->wait(5s), 0) << d->err();
 	EXPECT_NE(::access(socket_.c_str(), F_OK), 0) << "the socket is removed on exit";
+}
+
+// An operator's resize: within the limits like any decision, and refused
+// with a usage error when the size is missing or bad.
+TEST_F(ControlTest, GrowAndShrinkThroughVmrdctl)
+{
+	writeConfig("limits: {max: 1G, min_interval: 0}\npolicy: {headroom: 16T}\n");
+	auto d = start();
+	Outcome grow = ctl({"--socket", socket_, "grow", "256M"});
+	EXPECT_EQ(grow.code, 0) << grow.err;
+	EXPECT_NE(grow.out.find("plug 256 MiB: vmrdctl grow 256 MiB"), std::string::npos) << grow.out;
+	ASSERT_TRUE(d->waitForStderr("plug of 256 MiB finished", 5s)) << d->err();
+	// 4 GiB more would pass limits.max: capped at it.
+	Outcome capped = ctl({"--socket", socket_, "grow", "4G"});
+	EXPECT_EQ(capped.code, 0) << capped.err;
+	EXPECT_NE(capped.out.find("plug 256 MiB: vmrdctl grow 4 GiB; 256 MiB (limits.max)"), std::string::npos)
+	        << capped.out;
+	ASSERT_TRUE(d->waitForStderr(": 1 GiB plugged (range", 5s)) << d->err();
+	Outcome shrink = ctl({"--socket", socket_, "shrink", "1G"});
+	EXPECT_EQ(shrink.code, 0) << shrink.err;
+	EXPECT_NE(shrink.out.find("unplug 1 GiB: vmrdctl shrink 1 GiB"), std::string::npos) << shrink.out;
+	for (const auto &args :
+	     std::vector<std::vector<std::string>>{{"grow"}, {"grow", "lots"}, {"shrink", "0"}, {"status", "1G"}}) {
+		std::vector<std::string> a{"--socket", socket_};
+		a.insert(a.end(), args.begin(), args.end());
+		Outcome bad = ctl(a);
+		EXPECT_EQ(bad.code, EX_USAGE) << args[0] << ": " << bad.err;
+	}
+	Client c(socket_);
+	json r = c.ask({{"cmd", "grow"}, {"bytes", -5}});
+	EXPECT_FALSE(r.value("ok", true));
+	EXPECT_NE(r.value("error", "").find("grow needs \"bytes\": a positive whole number"), std::string::npos)
+	        << r.dump();
 }
 
 TEST_F(ControlTest, BadRequestsGetAnErrorAndTheDaemonGoesOn)

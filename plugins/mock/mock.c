@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <vmrd/plugin.h>
 
@@ -29,6 +30,8 @@ struct vmrd_backend {
 	uint64_t latency_ms;     /* added to every resize call */
 	uint64_t hang_call;      /* this call number hangs ... */
 	uint64_t hang_ms;        /* ... for this long */
+	uint64_t crash_call;     /* this call number aborts the process */
+	char *state_file;        /* `plugged` lives here, or NULL: see load_state */
 	FILE *trace;             /* JSON lines of every call, or NULL */
 };
 
@@ -143,7 +146,8 @@ static int apply_option(struct vmrd_backend *b, const char *key, const char *val
 		return 0;
 	}
 	if (strcmp(key, "grant_percent") == 0) {
-		if (parse_uint(value, &v) || v > 100)
+		/* Above 100 the device does more than it is asked. */
+		if (parse_uint(value, &v) || v > 1000)
 			return -EINVAL;
 		b->grant_percent = (unsigned)v;
 		return 0;
@@ -154,6 +158,13 @@ static int apply_option(struct vmrd_backend *b, const char *key, const char *val
 		return parse_uint(value, &b->hang_call);
 	if (strcmp(key, "hang_ms") == 0)
 		return parse_uint(value, &b->hang_ms);
+	if (strcmp(key, "crash_call") == 0)
+		return parse_uint(value, &b->crash_call);
+	if (strcmp(key, "state_file") == 0) {
+		free(b->state_file);
+		b->state_file = strdup(value);
+		return b->state_file ? 0 : -ENOMEM;
+	}
 	if (strcmp(key, "trace") == 0) {
 		if (b->trace)
 			fclose(b->trace);
@@ -187,6 +198,10 @@ static int inject(struct vmrd_backend *b, const char *op, char *msg, uint32_t ms
 
 	if (b->latency_ms)
 		sleep_ms(b->latency_ms);
+	if (b->crash_call == call) {
+		host_log(b, VMRD_LOG_ERROR, "injected crash in call %" PRIu64 " (%s)", call, op);
+		abort();
+	}
 	if (b->hang_call == call) {
 		host_log(b, VMRD_LOG_WARNING, "injected hang of %" PRIu64 " ms in call %" PRIu64 " (%s)", b->hang_ms,
 		         call, op);
@@ -213,9 +228,63 @@ static void trace(struct vmrd_backend *b, const char *op, uint64_t bytes, int re
 
 static uint64_t granted(const struct vmrd_backend *b, uint64_t bytes)
 {
-	uint64_t g = bytes / 100 * b->grant_percent + bytes % 100 * b->grant_percent / 100;
+	uint64_t g = bytes / 100 > UINT64_MAX / 1000
+	                     ? UINT64_MAX
+	                     : bytes / 100 * b->grant_percent + bytes % 100 * b->grant_percent / 100;
 
 	return g - g % b->block_size;
+}
+
+/* With `state_file`, the device's state outlives the process, like a real
+ * device's: the file holds the plugged bytes as one decimal number.  It is
+ * read before every call (so a test can change the device behind the
+ * daemon's back) and replaced atomically after every change. */
+static int load_state(struct vmrd_backend *b, char *msg, uint32_t msg_size)
+{
+	char text[32] = "";
+	uint64_t v;
+	size_t n;
+	FILE *f;
+
+	if (!b->state_file)
+		return 0;
+	f = fopen(b->state_file, "re");
+	if (!f) {
+		set_msg(msg, msg_size, "state_file %s: %s", b->state_file, strerror(errno));
+		return -errno;
+	}
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (n > 0 && text[n - 1] == '\n')
+		text[n - 1] = '\0';
+	if (parse_uint(text, &v) || v % b->block_size || v < b->min_bytes || v > b->max_bytes) {
+		set_msg(msg, msg_size,
+		        "state_file %s: '%s' is not a byte count on the %" PRIu64 "-byte block within %" PRIu64
+		        " to %" PRIu64,
+		        b->state_file, text, b->block_size, b->min_bytes, b->max_bytes);
+		return -EBADMSG;
+	}
+	b->plugged = v;
+	return 0;
+}
+
+static int save_state(struct vmrd_backend *b)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (!b->state_file)
+		return 0;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", b->state_file) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%" PRIu64 "\n", b->plugged);
+	if (fclose(f) != 0 || rename(tmp, b->state_file) != 0)
+		return -errno;
+	return 0;
 }
 
 static int check_request(const struct vmrd_backend *b, uint64_t bytes, char *msg, uint32_t msg_size)
@@ -227,6 +296,8 @@ static int check_request(const struct vmrd_backend *b, uint64_t bytes, char *msg
 	}
 	return 0;
 }
+
+static void mock_destroy(struct vmrd_backend *b);
 
 static int mock_create(const struct vmrd_host *host, const struct vmrd_option *options, uint32_t n_options,
                        struct vmrd_backend **out, char *msg, uint32_t msg_size)
@@ -255,7 +326,7 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 			set_msg(msg, msg_size,
 			        "unknown option '%s' (known: block_size, min, max, initial, fail_call, "
 			        "fail_errno, fail_probability, seed, grant_percent, latency_ms, hang_call, "
-			        "hang_ms, trace)",
+			        "hang_ms, crash_call, state_file, trace)",
 			        options[i].key);
 			ret = -EINVAL;
 		} else if (ret) {
@@ -280,14 +351,21 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 		        b->min_bytes, b->plugged, b->max_bytes);
 		goto fail;
 	}
-	host_log(b, VMRD_LOG_INFO, "mock device: block %" PRIu64 " bytes, %" PRIu64 " of %" PRIu64 " bytes plugged",
-	         b->block_size, b->plugged, b->max_bytes);
+	if (b->state_file && access(b->state_file, F_OK) == 0) {
+		ret = load_state(b, msg, msg_size);
+		if (ret)
+			goto fail;
+	} else if ((ret = save_state(b)) != 0) {
+		set_msg(msg, msg_size, "state_file %s: cannot write: %s", b->state_file, strerror(-ret));
+		goto fail;
+	}
+	host_log(b, VMRD_LOG_INFO, "mock device: block %" PRIu64 " bytes, %" PRIu64 " of %" PRIu64 " bytes plugged%s%s",
+	         b->block_size, b->plugged, b->max_bytes, b->state_file ? ", state in " : "",
+	         b->state_file ? b->state_file : "");
 	*out = b;
 	return 0;
 fail:
-	if (b->trace)
-		fclose(b->trace);
-	free(b);
+	mock_destroy(b);
 	return ret;
 }
 
@@ -295,16 +373,22 @@ static void mock_destroy(struct vmrd_backend *b)
 {
 	if (b->trace)
 		fclose(b->trace);
+	free(b->state_file);
 	free(b);
 }
 
 static int mock_get_state(struct vmrd_backend *b, struct vmrd_backend_state *state, char *msg, uint32_t msg_size)
 {
+	int ret;
+
 	/* Every member so far is in ABI 1.0, so any caller's struct has them. */
 	if (state->struct_size < sizeof(*state)) {
 		set_msg(msg, msg_size, "state struct too short (%u bytes)", state->struct_size);
 		return -EINVAL;
 	}
+	ret = load_state(b, msg, msg_size);
+	if (ret)
+		return ret;
 	state->flags = VMRD_BACKEND_CONNECTED;
 	state->block_size = b->block_size;
 	state->min_bytes = b->min_bytes;
@@ -313,23 +397,48 @@ static int mock_get_state(struct vmrd_backend *b, struct vmrd_backend_state *sta
 	return 0;
 }
 
+/* The prologue of plug and unplug: a valid request, the device's state as
+ * it is now, then the injected faults. */
+static int start_call(struct vmrd_backend *b, const char *op, uint64_t bytes, char *msg, uint32_t msg_size)
+{
+	int ret = check_request(b, bytes, msg, msg_size);
+
+	if (!ret)
+		ret = load_state(b, msg, msg_size);
+	if (!ret)
+		ret = inject(b, op, msg, msg_size);
+	return ret;
+}
+
+/* Books a change; a device whose state cannot be written says so. */
+static int finish_call(struct vmrd_backend *b, char *msg, uint32_t msg_size)
+{
+	int ret = save_state(b);
+
+	if (ret)
+		set_msg(msg, msg_size, "state_file %s: cannot write: %s", b->state_file, strerror(-ret));
+	return ret;
+}
+
 static int mock_plug(struct vmrd_backend *b, uint64_t bytes, uint64_t *plugged, char *msg, uint32_t msg_size)
 {
-	uint64_t room = b->max_bytes - b->plugged, give;
+	uint64_t room, give;
 	int ret;
 
 	*plugged = 0;
-	ret = check_request(b, bytes, msg, msg_size);
-	if (!ret)
-		ret = inject(b, "plug", msg, msg_size);
+	ret = start_call(b, "plug", bytes, msg, msg_size);
 	if (!ret) {
-		give = granted(b, bytes < room ? bytes : room);
+		room = b->max_bytes - b->plugged;
+		give = granted(b, bytes);
+		give = give < room ? give : room;
 		b->plugged += give;
 		*plugged = give;
 		if (give == 0) {
 			set_msg(msg, msg_size, "device full: %" PRIu64 " of %" PRIu64 " bytes plugged", b->plugged,
 			        b->max_bytes);
 			ret = -ENOSPC;
+		} else {
+			ret = finish_call(b, msg, msg_size);
 		}
 	}
 	trace(b, "plug", bytes, ret, *plugged);
@@ -338,21 +447,23 @@ static int mock_plug(struct vmrd_backend *b, uint64_t bytes, uint64_t *plugged, 
 
 static int mock_unplug(struct vmrd_backend *b, uint64_t bytes, uint64_t *released, char *msg, uint32_t msg_size)
 {
-	uint64_t avail = b->plugged - b->min_bytes, take;
+	uint64_t avail, take;
 	int ret;
 
 	*released = 0;
-	ret = check_request(b, bytes, msg, msg_size);
-	if (!ret)
-		ret = inject(b, "unplug", msg, msg_size);
+	ret = start_call(b, "unplug", bytes, msg, msg_size);
 	if (!ret) {
-		take = granted(b, bytes < avail ? bytes : avail);
+		avail = b->plugged - b->min_bytes;
+		take = granted(b, bytes);
+		take = take < avail ? take : avail;
 		b->plugged -= take;
 		*released = take;
 		if (take == 0) {
 			set_msg(msg, msg_size, "nothing to release above the minimum of %" PRIu64 " bytes",
 			        b->min_bytes);
 			ret = -EBUSY;
+		} else {
+			ret = finish_call(b, msg, msg_size);
 		}
 	}
 	trace(b, "unplug", bytes, ret, *released);
@@ -361,12 +472,15 @@ static int mock_unplug(struct vmrd_backend *b, uint64_t bytes, uint64_t *release
 
 static int mock_release_all(struct vmrd_backend *b, uint64_t *released, char *msg, uint32_t msg_size)
 {
-	int ret = inject(b, "release_all", msg, msg_size);
+	int ret = load_state(b, msg, msg_size);
 
 	*released = 0;
+	if (!ret)
+		ret = inject(b, "release_all", msg, msg_size);
 	if (!ret) {
 		*released = b->plugged - b->min_bytes;
 		b->plugged = b->min_bytes;
+		ret = finish_call(b, msg, msg_size);
 	}
 	trace(b, "release_all", 0, ret, *released);
 	return ret;
