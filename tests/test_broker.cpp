@@ -103,6 +103,12 @@ TEST(Protocol, RepliesRoundTrip)
 	EXPECT_EQ(back->state.requested, 256 * MiB);
 	EXPECT_EQ(back->error, "rate-limited");
 	EXPECT_FALSE(parseReply("{\"v\":1,\"type\":\"reply\",\"id\":1}"));
+	// Found by fuzz-broker (corpus/broker/crash-reply-error-not-string): a
+	// non-string error threw out of the plugin and ended the daemon.
+	auto bad = parseReply(R"({"v":1,"type":"reply","id":7,"ok":false,"block_size":2097152,"min":0,)"
+	                      R"("max":0,"size":0,"requested":0,"error":5})");
+	ASSERT_FALSE(bad);
+	EXPECT_NE(bad.error().message.find("error must be a string"), std::string::npos) << bad.error().message;
 }
 
 TEST(Protocol, LineReaderCutsLongLines)

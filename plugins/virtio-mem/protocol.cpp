@@ -91,8 +91,15 @@ Result<Reply> parseReply(std::string_view line)
 		return fail("bad-reply", "ok must be true or false");
 	r.ok = ok->get<bool>();
 	if (!r.ok) {
-		r.error = j->value("error", "");
-		r.message = j->value("message", "");
+		// Strings or absent: json::value() would throw on any other type.
+		for (auto [key, out] : {std::pair{"error", &r.error}, std::pair{"message", &r.message}}) {
+			auto m = j->find(key);
+			if (m == j->end())
+				continue;
+			if (!m->is_string())
+				return fail("bad-reply", std::string(key) + " must be a string");
+			*out = m->get<std::string>();
+		}
 	}
 	return r;
 }
