@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+// Fuzz target: what a hostile guest can send the broker.  The bytes go
+// through the broker's line reader, parser, validation and grant logic to a
+// device that checks the one thing QMP may ever receive: a size within the
+// VM's range, on the device's block.
+#include "broker.h"
+#include "fuzz.h"
+#include "log.h"
+
+using namespace vmrd::vmem;
+
+namespace {
+
+constexpr uint64_t MiB = 1ull << 20;
+
+class CheckingDevice : public Device
+{
+public:
+	explicit CheckingDevice(const VmConfig &vm) : vm_(vm) {}
+	vmrd::Result<DeviceState> state() override { return state_; }
+	vmrd::Status setRequested(uint64_t bytes) override
+	{
+		FUZZ_CHECK(bytes >= vm_.min && bytes <= vm_.max);
+		FUZZ_CHECK(bytes % state_.blockSize == 0);
+		state_.requested = bytes;
+		state_.size = bytes;
+		return vmrd::Ok{};
+	}
+
+private:
+	const VmConfig &vm_;
+	DeviceState state_{2 * MiB, 0, 0, 1024 * MiB, 1024 * MiB};
+};
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	setLogLevel(vmrd::LogLevel::Error);
+	const std::string_view bytes = fuzzText(data, size);
+	const VmConfig vm{"fuzz", "", "vmem0", "", 512 * MiB, 4096 * MiB};
+	CheckingDevice device(vm);
+	VmSession session(vm, 1000);
+	LineReader reader;
+	// Fed in two pieces, as a socket may deliver it.
+	reader.feed(bytes.substr(0, bytes.size() / 2));
+	reader.feed(bytes.substr(bytes.size() / 2));
+	auto t = VmSession::Clock::now();
+	while (auto line = reader.next()) {
+		FUZZ_CHECK(line->text.size() <= maxLine);
+		const std::string reply = session.handle(line->text, line->tooLong, &device, 8192 * MiB, 1, t);
+		// Every reply is one line the guest's parser reads back.
+		FUZZ_CHECK(!reply.empty() && reply.back() == '\n' && reply.size() <= maxLine);
+		FUZZ_CHECK(parseReply(std::string_view(reply).substr(0, reply.size() - 1)));
+		t += std::chrono::milliseconds(1);
+	}
+	// The guest side of the protocol reads the broker's replies.
+	if (auto r = parseReply(bytes)) {
+		auto again = parseReply(formatReply(*r));
+		FUZZ_CHECK(again && again->id == r->id && again->ok == r->ok);
+	}
+	if (auto r = parseRequest(bytes)) {
+		auto again = parseRequest(formatRequest(*r));
+		FUZZ_CHECK(again && again->kind == r->kind && again->id == r->id && again->target == r->target);
+	}
+	return 0;
+}
