@@ -4,11 +4,13 @@
  * usage: workload MIB [RAMP_MS] [HOLD_MS]
  *   Allocates MIB MiB in 1 MiB steps spread over RAMP_MS, writing a pattern
  *   derived from each page's index into every page; holds for HOLD_MS
- *   (checking every page once a second); verifies every page; exits.
+ *   (checking every page once a second; SIGTERM ends the hold early);
+ *   verifies every page; exits.
  * Prints "workload: ok MIB MiB, N pages checked, 0 bad" or the bad count
  * (exit 1).  Pages survive swap-out and virtio-mem migration unchanged or
  * this fails.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,14 @@
 
 #define MIB (1024UL * 1024UL)
 #define PAGE 4096UL
+
+static volatile sig_atomic_t stop_holding;
+
+static void on_sigterm(int sig)
+{
+	(void)sig;
+	stop_holding = 1;
+}
 
 static uint64_t now_ms(void)
 {
@@ -99,8 +109,10 @@ int main(int argc, char **argv)
 	printf("workload: %llu MiB touched in %llu ms\n", (unsigned long long)mib,
 	       (unsigned long long)(now_ms() - start));
 	fflush(stdout);
+	struct sigaction sa = {.sa_handler = on_sigterm};
+	sigaction(SIGTERM, &sa, NULL);
 	uint64_t end = now_ms() + hold;
-	while (now_ms() < end) {
+	while (now_ms() < end && !stop_holding) {
 		bad += check(base, pages);
 		usleep(1000 * 1000);
 	}
