@@ -73,12 +73,15 @@ public:
 		return eof_;
 	}
 	nlohmann::json request(const std::string &cmd) { return ask(nlohmann::json{{"cmd", cmd}}); }
-	// Any request; the reply, or null after 5 s.
+	// Any request; the reply, or {} after 5 s.
 	nlohmann::json ask(const nlohmann::json &req)
 	{
 		send(req.dump() + "\n");
+		// No reply, or not JSON: an empty object, so that value() reads
+		// defaults and the test's assertion says what was missing.
 		auto l = line();
-		return l ? nlohmann::json::parse(*l, nullptr, false) : nlohmann::json();
+		auto reply = l ? nlohmann::json::parse(*l, nullptr, false) : nlohmann::json::object();
+		return reply.is_object() ? reply : nlohmann::json::object();
 	}
 
 private:

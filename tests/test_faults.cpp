@@ -226,7 +226,9 @@ TEST_F(Faults, DeviceChangesBehindTheDaemonsBack)
 TEST_F(Faults, PluginCrashThenARestartRecovers)
 {
 	start("crash_call: 1");
-	ASSERT_TRUE(grow(256 * MiB).value("ok", false));
+	// The worker may abort the process before the reply is written: the
+	// grow's reply is not judged.
+	(void)grow(256 * MiB);
 	EXPECT_EQ(daemon_->wait(5s), 128 + SIGABRT) << log();
 	EXPECT_NE(log().find("injected crash in call 1 (plug)"), std::string::npos) << log();
 	// What systemd does (Restart=on-failure): start again, same device.
@@ -267,7 +269,7 @@ TEST_F(Faults, SoakThousandCyclesKeepsFdsAndRssFlat)
 		ASSERT_TRUE(r.value("ok", false)) << r.dump();
 		for (int i = 0; i < 500; i++) {
 			json s = c.ask({{"cmd", "status"}});
-			if (s["backend"]["in_flight"].is_null())
+			if (s.value("ok", false) && s["backend"]["in_flight"].is_null())
 				return;
 			std::this_thread::sleep_for(1ms);
 		}
