@@ -294,15 +294,17 @@ Result<ControlRequest> parseControlRequest(std::string_view line)
 	if (request.is_discarded() || !request.is_object() || !request.contains("cmd") || !request["cmd"].is_string())
 		return Error{-EINVAL, "not a request: send one JSON object per line, like {\"cmd\": \"status\"}"};
 	ControlRequest r;
-	r.command = request["cmd"].get<std::string>();
-	static const char *const commands[] = {"status", "metrics", "events", "reclaim", "reload", "grow", "shrink"};
-	if (std::find(std::begin(commands), std::end(commands), r.command) == std::end(commands))
-		return Error{-EINVAL, "unknown command '" + r.command +
+	const std::string name = request["cmd"].get<std::string>();
+	auto known = std::find_if(std::begin(controlCommands), std::end(controlCommands),
+	                          [&](const auto &c) { return name == c.second; });
+	if (known == std::end(controlCommands))
+		return Error{-EINVAL, "unknown command '" + name +
 		                              "'; one of status, metrics, events, reclaim, reload, grow, shrink"};
-	if (r.command == "grow" || r.command == "shrink") {
+	r.command = known->first;
+	if (r.command == ControlCommand::Grow || r.command == ControlCommand::Shrink) {
 		const auto bytes = request.find("bytes");
 		if (bytes == request.end() || !bytes->is_number_unsigned() || bytes->get<uint64_t>() == 0)
-			return Error{-EINVAL, r.command + " needs \"bytes\": a positive whole number"};
+			return Error{-EINVAL, name + " needs \"bytes\": a positive whole number"};
 		r.bytes = bytes->get<uint64_t>();
 	}
 	return r;
@@ -315,7 +317,7 @@ void ControlServer::answer(Client &c, const std::string &line)
 		c.out += errorLine(request.error().message);
 		return;
 	}
-	if (request->command == "events") {
+	if (request->command == ControlCommand::Events) {
 		if (!c.subscribed)
 			subscribers_++;
 		c.subscribed = true;
@@ -360,7 +362,7 @@ void ControlServer::answerHttp(Client &c)
 		c.out += httpResponse("404 Not Found", "vmrd serves /metrics only\n");
 		return;
 	}
-	Result<json> metrics = handler_(ControlRequest{"metrics", 0});
+	Result<json> metrics = handler_(ControlRequest{ControlCommand::Metrics, 0});
 	if (!metrics) {
 		c.out += httpResponse("500 Internal Server Error", metrics.error().message + "\n");
 		return;

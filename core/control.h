@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
@@ -39,8 +40,16 @@ std::optional<ListenAddress> parseListenAddress(const std::string &text);
 // fd and calls process() when it is readable.
 // One request line, checked: a known command, and a size for grow and
 // shrink.  The error says what a request looks like.
+enum class ControlCommand { Status, Metrics, Events, Reclaim, Reload, Grow, Shrink };
+// The names on the wire, which vmrdctl sends.
+inline constexpr std::pair<ControlCommand, const char *> controlCommands[] = {
+        {ControlCommand::Status, "status"},   {ControlCommand::Metrics, "metrics"}, {ControlCommand::Events, "events"},
+        {ControlCommand::Reclaim, "reclaim"}, {ControlCommand::Reload, "reload"},   {ControlCommand::Grow, "grow"},
+        {ControlCommand::Shrink, "shrink"},
+};
+
 struct ControlRequest {
-	std::string command;
+	ControlCommand command = ControlCommand::Status;
 	uint64_t bytes = 0; // grow and shrink only
 };
 Result<ControlRequest> parseControlRequest(std::string_view line);

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "policy.h"
+#include "model.h"
 
 namespace vmrd {
 

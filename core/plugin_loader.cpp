@@ -340,4 +340,33 @@ CallResult Backend::releaseAll()
 	return r;
 }
 
+std::optional<int> Backend::eventFd()
+{
+	if (!plugin_->hasOp(&vmrd_backend_ops::get_event_fd))
+		return std::nullopt;
+	int fd = -1;
+	MessageBuffer msg;
+	const int ret = plugin_->ops().get_event_fd(object_, &fd, msg.data(), msg.size());
+	if (ret == -EOPNOTSUPP)
+		return std::nullopt;
+	if (ret != 0 || fd < 0) {
+		logWarning(describe("get_event_fd", ret != 0 ? ret : -EBADF, msg.text()) +
+		           "; changes made outside vmrd are seen at its next call only");
+		return std::nullopt;
+	}
+	return fd;
+}
+
+CallResult Backend::ackEvent()
+{
+	CallResult r;
+	if (!plugin_->hasOp(&vmrd_backend_ops::ack_event))
+		return r;
+	MessageBuffer msg;
+	r.code = plugin_->ops().ack_event(object_, msg.data(), msg.size());
+	if (r.code != 0)
+		r.message = describe("ack_event", r.code, msg.text());
+	return r;
+}
+
 } // namespace vmrd

@@ -4,12 +4,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <vmrd/plugin.h>
 
+#include "model.h"
 #include "result.h"
 
 namespace boost::dll {
@@ -53,22 +55,6 @@ private:
 	PluginInfo meta_;
 };
 
-// The outcome of a resize call: a partial result is normal, not an error.
-struct CallResult {
-	int code = 0;      // 0 or negative errno
-	uint64_t done = 0; // bytes really plugged or released
-	std::string message;
-};
-
-struct BackendState {
-	bool connected = false;
-	bool hotplug = false; // memory arrives as hot-plugged memory blocks
-	uint64_t blockSize = 0;
-	uint64_t minBytes = 0;
-	uint64_t maxBytes = 0;
-	uint64_t plugged = 0;
-};
-
 // One backend object created by a plugin.  Not thread-safe: the daemon calls
 // it from one thread at a time, as the ABI requires.
 class Backend
@@ -94,6 +80,10 @@ public:
 	CallResult unplug(uint64_t bytes);
 	bool canReleaseAll() const { return plugin_->hasOp(&vmrd_backend_ops::release_all); }
 	CallResult releaseAll();
+	// The plugin's event fd (get_event_fd), if it has one; main thread.
+	std::optional<int> eventFd();
+	// Consumes the event fd's readiness (ack_event, where the plugin has it).
+	CallResult ackEvent();
 
 private:
 	Backend(std::shared_ptr<Plugin> plugin, Paths paths);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The resize policy: the presets' rules and the one place that enforces the hard bounds.
+// The resize policy: the presets' rules, block alignment, step_max and the rate limit.
 #include "policy.h"
 
 #include <algorithm>
 #include <cmath>
+
+#include "bounds.h"
 
 namespace vmrd {
 
@@ -319,26 +321,6 @@ private:
 
 } // namespace
 
-const char *actionName(Decision::Action a)
-{
-	switch (a) {
-	case Decision::Action::Plug:
-		return "plug";
-	case Decision::Action::Unplug:
-		return "unplug";
-	case Decision::Action::None:
-		break;
-	}
-	return "none";
-}
-
-std::string describeDecision(const Decision &d)
-{
-	if (d.action == Decision::Action::None)
-		return "nothing: " + d.reason;
-	return std::string(actionName(d.action)) + " " + formatSize(d.bytes) + ": " + d.reason;
-}
-
 std::unique_ptr<Policy> Policy::create(const PolicyParams &params, const Limits &limits)
 {
 	if (params.preset == "embedded")
@@ -370,22 +352,15 @@ Decision Policy::enforceLimits(TimePoint now, Decision d, const BackendState &b)
 			why = name;
 		}
 	};
-	if (d.action == Decision::Action::Plug) {
-		const uint64_t max = limits_.max ? std::min(limits_.max, b.maxBytes) : b.maxBytes;
-		const uint64_t room = b.plugged < max ? (max - b.plugged) / block * block : 0;
-		cap(stepMax, "limits.step_max");
-		cap(room, limits_.max && limits_.max < b.maxBytes ? "limits.max" : "the backend's maximum");
-		if (bytes == 0)
-			return none("at the maximum, " + formatSize(b.plugged) + " of " + formatSize(max) + " plugged");
-	} else {
-		const uint64_t min = std::max(limits_.min, b.minBytes);
-		const uint64_t above = b.plugged > min ? (b.plugged - min) / block * block : 0;
-		cap(stepMax, "limits.step_max");
-		cap(above, limits_.min > b.minBytes ? "limits.min" : "what is plugged above the backend's minimum");
-		if (bytes == 0)
-			return none(above == 0 ? "at the minimum of " + formatSize(min)
-			                       : "less than one block (" + formatSize(block) + ") to release");
-	}
+	const Bounds bound = bounds(limits_, b);
+	const uint64_t room = bound.room(d.action, b.plugged);
+	cap(stepMax, "limits.step_max");
+	cap(room, d.action == Decision::Action::Plug ? bound.ceilingName : bound.floorName);
+	if (bytes == 0 && d.action == Decision::Action::Plug)
+		return none("at the maximum, " + formatSize(b.plugged) + " of " + formatSize(bound.ceiling) + " plugged");
+	if (bytes == 0)
+		return none(room == 0 ? "at the minimum of " + formatSize(bound.floor)
+		                      : "less than one block (" + formatSize(block) + ") to release");
 	if (bytes != d.bytes)
 		d.reason += "; " + formatSize(bytes) + " (" + why + ")";
 	d.bytes = bytes;

@@ -10,36 +10,10 @@
 #include <utility>
 #include <vector>
 
-#include "mem_stats.h"
-#include "plugin_loader.h"
+#include "model.h"
 #include "policy_params.h"
 
 namespace vmrd {
-
-using TimePoint = std::chrono::steady_clock::time_point;
-
-// What the daemon measured just before a decision.
-struct Sample {
-	MemInfo mem;
-	ZoneStats movable;           // ZONE_MOVABLE, summed over nodes
-	uint64_t pgallocMovable = 0; // /proc/vmstat
-	double someAvg10 = 0;        // memory PSI of the system, percent
-	double someAvg60 = 0;
-	double fullAvg10 = 0;
-	uint64_t someTotalUs = 0; // cumulative stall time
-	uint64_t fullTotalUs = 0;
-};
-
-struct Decision {
-	enum class Action { None, Plug, Unplug };
-	Action action = Action::None;
-	uint64_t bytes = 0;
-	std::string reason;
-};
-
-const char *actionName(Decision::Action a);
-// "plug 128 MiB: reason" or "nothing: reason": the same words in the log and in replays.
-std::string describeDecision(const Decision &d);
 
 // The daemon, the replay tool and the tests feed a policy the same inputs;
 // it does no I/O and reads no clock.

@@ -54,7 +54,8 @@ struct PolicyParams {
 	bool decayWait = false;                                 // decay_wait
 };
 
-// Hard bounds, enforced in one place (policy.cpp: Policy::enforceLimits).
+// Hard bounds: limits.min and max are read through bounds() (bounds.h); step_max and
+// min_interval are applied to every decision by Policy::enforceLimits.
 struct Limits {
 	uint64_t min = 0;                            // min: never plug less than this in total
 	uint64_t max = 0;                            // max: never more; 0 = the backend's maximum

@@ -1,28 +1,43 @@
 // SPDX-License-Identifier: MIT
-// Replays a trace through the policy with a simulated backend.
+// Replays an event log through a Controller: exactly as the daemon ran, or what another config would decide.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "policy.h"
+#include "policy_params.h"
 #include "trace.h"
 
 namespace vmrd {
 
-// Feeds the recorded events and samples through a fresh policy.  The
-// simulated backend starts from the first record's state and grants every
-// request in full at once; samples are shifted by the difference between
-// the simulated and the recorded size, so that a different decision still
-// sees a consistent MemAvailable.  Timers run as the policy asks, and for
-// `tail` after the last record.  Returns one line per decision.
-// `backend` (optional) performs each resize instead of the built-in
-// simulation: it gets the decision and the simulated state to update, and
-// returns what happened (tests put a backend over an emulated device here).
+// Performs one resize of a simulated replay: gets the decision and the
+// simulated state to update, returns what happened (tests put a backend
+// over an emulated device here).
 using SimulatedBackend = std::function<CallResult(const Decision &, BackendState &)>;
-std::vector<std::string> replay(const PolicyParams &params, const Limits &limits,
-                                const std::vector<TraceRecord> &records, Micros tail = std::chrono::minutes(2),
-                                const SimulatedBackend &backend = nullptr);
+
+struct ReplayOptions {
+	Micros tail{std::chrono::minutes(2)}; // simulate: keep running timers this long after the last record
+	// false: feed every recorded input, backend results included, to a
+	// Controller: the decisions the daemon made, if the config is the one
+	// it ran with.  true: feed only the kernel's and the operator's inputs;
+	// timers run as the controller asks and a simulated backend grants
+	// every request at once (or `backend` does); samples are shifted by the
+	// difference between the simulated and the recorded size, so that a
+	// different decision still sees a consistent MemAvailable.
+	bool simulate = false;
+	SimulatedBackend backend;
+};
+
+struct ReplayResult {
+	std::vector<std::string> decisions; // "  12.345s plug 256 MiB: reason"
+	std::string divergence;             // not simulated: where the trace stopped matching, if it did
+};
+
+ReplayResult replay(const PolicyParams &params, const Limits &limits, const std::vector<TraceRecord> &records,
+                    const ReplayOptions &options = {});
+
+// The decisions a trace recorded, in replay()'s format.
+std::vector<std::string> recordedDecisions(const std::vector<TraceRecord> &records);
 
 } // namespace vmrd

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "policy.h"
+#include "model.h"
 #include "proc_file.h"
 
 namespace vmrd {

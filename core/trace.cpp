@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// Trace files: the policy's inputs as JSON lines, written by the daemon and read by vmrd-replay.
+// Trace files: the controller's inputs and decisions as JSON lines, written by the daemon, read by vmrd-replay.
 #include "trace.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "log.h"
+#include "units.h"
 
 namespace vmrd {
 
@@ -15,20 +17,20 @@ using json = nlohmann::json;
 
 namespace {
 
+constexpr std::pair<TraceRecord::Type, const char *> typeNames[] = {
+        {TraceRecord::Type::Start, "start"},       {TraceRecord::Type::Pressure, "pressure"},
+        {TraceRecord::Type::Stall, "stall"},
+        {TraceRecord::Type::Sample, "sample"},     {TraceRecord::Type::Check, "check"},
+        {TraceRecord::Type::Command, "command"},   {TraceRecord::Type::Event, "event"},
+        {TraceRecord::Type::Decision, "decision"}, {TraceRecord::Type::Result, "result"},
+        {TraceRecord::Type::State, "state"},
+};
+
 const char *typeName(TraceRecord::Type t)
 {
-	switch (t) {
-	case TraceRecord::Type::Pressure:
-		return "pressure";
-	case TraceRecord::Type::Result:
-		return "result";
-	case TraceRecord::Type::Check:
-		return "check";
-	case TraceRecord::Type::Decision:
-		return "decision";
-	case TraceRecord::Type::Sample:
-		break;
-	}
+	for (const auto &[type, name] : typeNames)
+		if (type == t)
+			return name;
 	return "sample";
 }
 
@@ -89,13 +91,29 @@ BackendState stateFrom(const json &j)
 	return b;
 }
 
+// "some 100ms/1s": the stall and the window.
+void triggerFromText(TraceRecord &r)
+{
+	const auto space = r.trigger.find(' '), slash = r.trigger.find('/');
+	if (space == std::string::npos || slash == std::string::npos || slash < space)
+		throw std::invalid_argument("trigger '" + r.trigger + "' is not like 'some 100ms/1s'");
+	auto stall = parseDuration(r.trigger.substr(space + 1, slash - space - 1));
+	auto window = parseDuration(r.trigger.substr(slash + 1));
+	if (!stall || !window)
+		throw std::invalid_argument("trigger '" + r.trigger + "' is not like 'some 100ms/1s'");
+	r.stall = *stall;
+	r.window = *window;
+}
+
 Decision::Action actionFrom(const std::string &name)
 {
 	if (name == "plug")
 		return Decision::Action::Plug;
 	if (name == "unplug")
 		return Decision::Action::Unplug;
-	throw std::invalid_argument("action '" + name + "' is not plug or unplug");
+	if (name == "none")
+		return Decision::Action::None;
+	throw std::invalid_argument("action '" + name + "' is not plug, unplug or none");
 }
 
 } // namespace
@@ -149,25 +167,36 @@ void TraceWriter::writeLine(const std::string &line)
 
 std::string TraceWriter::formatTraceRecord(const TraceRecord &r)
 {
+	using T = TraceRecord::Type;
 	json j{{"type", typeName(r.type)},
 	       {"t_us", r.t.count()},
 	       {"sample", toJson(r.sample)},
 	       {"state", toJson(r.state)}};
-	if (r.type == TraceRecord::Type::Pressure) {
+	if (r.type == T::Pressure) {
 		j["trigger"] = r.trigger;
+		j["stall_us"] = r.stall.count();
+		j["window_us"] = r.window.count();
 		j["severity"] = r.severity;
-	} else if (r.type == TraceRecord::Type::Decision) {
+	}
+	if (r.type == T::Pressure || r.type == T::Stall) {
+		j["source"] = r.source;
+		if (r.totalUs)
+			j["total_us"] = *r.totalUs;
+	}
+	if (r.type == T::Decision || r.type == T::Command || r.type == T::Result || r.type == T::State) {
 		j["action"] = actionName(r.asked.action);
 		j["bytes"] = r.asked.bytes;
 		j["reason"] = r.asked.reason;
-	} else if (r.type == TraceRecord::Type::Result) {
-		j["action"] = actionName(r.asked.action);
-		j["bytes"] = r.asked.bytes;
+	}
+	if (r.type == T::Result || r.type == T::State) {
 		j["code"] = r.result.code;
 		j["done"] = r.result.done;
 		j["call_us"] = r.call.count();
+		j["connected"] = r.state.connected;
 		if (!r.result.message.empty())
 			j["message"] = r.result.message;
+		if (!r.stateError.empty())
+			j["state_error"] = r.stateError;
 	}
 	// Reasons quote whatever a backend said: never let that break the JSON.
 	return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
@@ -175,33 +204,46 @@ std::string TraceWriter::formatTraceRecord(const TraceRecord &r)
 
 Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 {
+	using T = TraceRecord::Type;
 	try {
 		json j = json::parse(line);
 		const std::string type = j.at("type").get<std::string>();
-		if (type == "header" || type == "decision")
+		if (type == "header")
 			return std::optional<TraceRecord>();
 		TraceRecord r;
+		auto known = std::find_if(std::begin(typeNames), std::end(typeNames),
+		                          [&](const auto &n) { return type == n.second; });
+		if (known == std::end(typeNames))
+			return Error{-EINVAL, "unknown record type '" + type + "'"};
+		r.type = known->first;
 		r.t = Micros(j.at("t_us").get<int64_t>());
 		r.sample = sampleFrom(j.at("sample"));
 		r.state = stateFrom(j.at("state"));
-		if (type == "pressure") {
-			r.type = TraceRecord::Type::Pressure;
+		if (r.type == T::Pressure) {
 			r.trigger = j.at("trigger").get<std::string>();
+			r.stall = Micros(j.value("stall_us", int64_t{0}));
+			r.window = Micros(j.value("window_us", int64_t{0}));
+			if (!j.contains("window_us"))
+				triggerFromText(r); // written before the trigger's numbers were
 			r.severity = j.at("severity").get<double>();
-		} else if (type == "result") {
-			r.type = TraceRecord::Type::Result;
+		}
+		if (r.type == T::Pressure || r.type == T::Stall) {
+			r.source = j.value("source", std::string());
+			if (j.contains("total_us"))
+				r.totalUs = j.at("total_us").get<uint64_t>();
+		}
+		if (r.type == T::Decision || r.type == T::Command || r.type == T::Result || r.type == T::State) {
 			r.asked.action = actionFrom(j.at("action").get<std::string>());
 			r.asked.bytes = j.at("bytes").get<uint64_t>();
-			r.result.code = j.at("code").get<int>();
-			r.result.done = j.at("done").get<uint64_t>();
+			r.asked.reason = j.value("reason", std::string());
+		}
+		if (r.type == T::Result || r.type == T::State) {
+			r.result.code = j.value("code", 0);
+			r.result.done = j.value("done", uint64_t{0});
 			r.call = Micros(j.value("call_us", int64_t{0}));
 			r.result.message = j.value("message", std::string());
-		} else if (type == "sample") {
-			r.type = TraceRecord::Type::Sample;
-		} else if (type == "check") {
-			r.type = TraceRecord::Type::Check;
-		} else {
-			return Error{-EINVAL, "unknown record type '" + type + "'"};
+			r.state.connected = j.value("connected", true);
+			r.stateError = j.value("state_error", std::string());
 		}
 		return std::optional<TraceRecord>(r);
 	} catch (const std::exception &e) {

@@ -1,31 +1,48 @@
 // SPDX-License-Identifier: MIT
-// Trace files (the event log): the policy's inputs and the daemon's decisions as JSON lines,
+// Trace files (the event log): the controller's inputs and decisions as JSON lines,
 // written by the daemon, read by vmrd-replay and vmrd-plot.
 #pragma once
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "policy.h"
+#include "model.h"
 #include "result.h"
 
 namespace vmrd {
 
-// One event.  `t` counts from the start of the recording.  Decision records
-// are the daemon's output; the others are the policy's inputs.
+// One record.  `t` counts from the start of the recording.  Decision records
+// are the controller's output; the others are its inputs, so that
+// vmrd-replay can feed them to a Controller again.
 struct TraceRecord {
-	// Check: an operator asked for a shrink check (SIGUSR1, vmrdctl reclaim).
-	enum class Type { Pressure, Sample, Check, Decision, Result };
+	enum class Type {
+		Start,    // the controller began, with the state and statistics it began with
+		Pressure, // a PSI trigger fired
+		Stall,    // a source's stall total, read to measure a burst's severity
+		Sample,   // a timer tick, with the statistics it read
+		Check,    // an operator asked for a shrink check (SIGUSR1, vmrdctl reclaim)
+		Command,  // vmrdctl grow or shrink
+		Event,    // the backend's event fd: its size changed outside vmrd
+		Decision, // the controller decided
+		Result,   // a plug, unplug or release_all returned, with the state read after it
+		State,    // a state read (before a resize, a re-read, after an event) returned
+	};
 	Type type = Type::Sample;
 	Micros t{0};
 	std::string trigger; // Pressure: "some 100ms/1s"
-	double severity = 0; // Pressure
-	Decision asked;      // Decision, Result
-	CallResult result;   // Result
-	Micros call{0};      // Result: how long the backend call took
-	Sample sample;       // every record: what the daemon read just before
-	BackendState state;  // every record: the backend's reported state
+	std::string source;  // Pressure, Stall: the pressure file
+	Micros stall{0};     // Pressure: the trigger's threshold
+	Micros window{0};    // Pressure: and its window
+	std::optional<uint64_t> totalUs; // Pressure, Stall: the source's stall total
+	double severity = 0;             // Pressure: the share of time stalled it was judged by
+	Decision asked;                  // Decision; Command; Result and State: the call
+	CallResult result;               // Result
+	Micros call{0};                  // Result: how long the backend call took
+	std::string stateError;          // Result, State: get_state failed, and why
+	Sample sample;                   // every record: what the daemon read last
+	BackendState state;              // Result, State: what the backend reported; else what vmrd had booked
 };
 
 class TraceWriter
@@ -57,9 +74,9 @@ private:
 	uint64_t size_ = 0;
 };
 
-// Reads a whole trace's policy inputs; an error names the file and line.
+// Reads a whole trace; an error names the file and line.
 Result<std::vector<TraceRecord>> readTrace(const std::string &path);
-// One line of a trace; nothing for the header and for decisions.
+// One line of a trace; nothing for the header.
 Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line);
 
 } // namespace vmrd

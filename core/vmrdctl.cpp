@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // vmrdctl: asks a running vmrd over its control socket for status, metrics and events, or for a resize.
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "control.h"
 #include "units.h"
 
 namespace po = boost::program_options;
@@ -211,9 +213,12 @@ int run(int argc, char **argv)
 	po::variables_map vm;
 	if (auto code = parseCommandLine(argc, argv, "vmrdctl", visible, all, positional, vm))
 		return *code;
-	const bool resize = command == "grow" || command == "shrink";
-	if (command != "status" && command != "metrics" && command != "events" && command != "reclaim" &&
-	    command != "reload" && !resize) {
+	const auto known = std::find_if(std::begin(controlCommands), std::end(controlCommands),
+	                                [&](const auto &c) { return command == c.second; });
+	const bool resize =
+	        known != std::end(controlCommands) &&
+	        (known->first == ControlCommand::Grow || known->first == ControlCommand::Shrink);
+	if (known == std::end(controlCommands)) {
 		std::cerr << "vmrdctl: " << (command.empty() ? "no command" : "unknown command '" + command + "'")
 		          << "; one of status, metrics, events, reclaim, reload, grow, shrink\nTry 'vmrdctl --help'.\n";
 		return EX_USAGE;

@@ -232,7 +232,8 @@ TEST_F(ControlTest, EventsFollowTheDecisionsLive)
 			break;
 		}
 	}
-	EXPECT_EQ(types, (std::vector<std::string>{"check", "decision", "result"}));
+		// The state read before the unplug is recorded, so a replay can feed it.
+	EXPECT_EQ(types, (std::vector<std::string>{"check", "decision", "state", "result"}));
 	std::this_thread::sleep_for(200ms);
 	EXPECT_NE(follower.out().find("decision  unplug 512 MiB: idle"), std::string::npos) << follower.out();
 	EXPECT_NE(follower.out().find("result    unplug 512 MiB: 512 MiB done"), std::string::npos) << follower.out();

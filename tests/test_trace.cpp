@@ -55,7 +55,7 @@ TEST(Trace, WrittenRecordsReadBack)
 }
 
 // Decisions are written for people and plots; a replay reads only inputs.
-TEST(Trace, DecisionsAreLoggedButNotReplayed)
+TEST(Trace, DecisionsAreLoggedAndReadBack)
 {
 	TempDir dir;
 	const std::string path = dir.path() + "/t.jsonl";
@@ -79,9 +79,13 @@ TEST(Trace, DecisionsAreLoggedButNotReplayed)
 	EXPECT_NE(decision.find("\"reason\":\"MemAvailable low \\\"quoted\\\"\\n"), std::string::npos) << decision;
 	auto back = readTrace(path);
 	ASSERT_TRUE(back) << back.error().message;
-	ASSERT_EQ(back->size(), 1u);
-	EXPECT_EQ((*back)[0].type, TraceRecord::Type::Result);
-	EXPECT_EQ((*back)[0].result.message, "no space");
+	ASSERT_EQ(back->size(), 2u);
+	EXPECT_EQ((*back)[0].type, TraceRecord::Type::Decision);
+	EXPECT_EQ((*back)[0].asked.reason, d.asked.reason.substr(0, d.asked.reason.size() - 1) + "\ufffd");
+	EXPECT_EQ((*back)[1].type, TraceRecord::Type::Result);
+	EXPECT_EQ((*back)[1].result.message, "no space");
+	// Decisions are read back to compare with a replay, never fed to one.
+	EXPECT_EQ(recordedDecisions(*back).size(), 1u);
 }
 
 // Past max size the log moves to PATH.1 and starts afresh with a header;
@@ -135,5 +139,5 @@ TEST(Trace, MalformedLinesAreNamed)
 
 TEST(Replay, EmptyTraceHasNoDecisions)
 {
-	EXPECT_TRUE(replay(PolicyParams{}, Limits{}, {}).empty());
+	EXPECT_TRUE(replay(PolicyParams{}, Limits{}, {}).decisions.empty());
 }

@@ -90,7 +90,7 @@ struct vmrd_host {
 	void *host_data; /* pass back as the first argument of the callbacks */
 	/* Log one line (no trailing newline needed) at an enum vmrd_log_level. */
 	void (*log)(void *host_data, int level, const char *message);
-	/* CLOCK_MONOTONIC in nanoseconds, or the test clock under test. */
+	/* CLOCK_MONOTONIC in nanoseconds. */
 	uint64_t (*monotonic_ns)(void *host_data);
 	const char *procfs_root; /* "/proc" on a real system */
 	const char *sysfs_root;  /* "/sys" on a real system */

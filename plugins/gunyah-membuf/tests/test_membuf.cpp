@@ -177,15 +177,15 @@ TEST(Membuf, EmbeddedScenarioReplaysAgainstTheEmulatedDevice)
 	auto m = Membuf::create(dev, MembufOptions{}, sysRoot, [](int, const std::string &) {});
 	ASSERT_TRUE(m);
 	int calls = 0;
-	auto lines = replay(config->policy, config->limits, *trace, std::chrono::seconds(30),
-	                    [&](const Decision &d, BackendState &sim) {
+	ReplayOptions options{std::chrono::seconds(30), true, [&](const Decision &d, BackendState &sim) {
 		                    auto o = d.action == Decision::Action::Plug ? (*m)->plug(d.bytes)
 		                                                                : (*m)->unplug(d.bytes);
 		                    sim.plugged = *(*m)->plugged();
 		                    EXPECT_EQ(sim.plugged, dev.requested());
 		                    calls++;
 		                    return CallResult{o.code, o.done, o.message};
-	                    });
+	                    }};
+	auto lines = replay(config->policy, config->limits, *trace, options).decisions;
 	std::ifstream expected(TRACES "/embedded-cycle.expected");
 	std::vector<std::string> want;
 	for (std::string l; std::getline(expected, l);)

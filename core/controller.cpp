@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+// The decision loop: when to consult the policy, how a decision becomes backend calls, and how results are booked.
+#include "controller.h"
+
+#include <algorithm>
+
+#include "bounds.h"
+#include "log.h"
+
+namespace vmrd {
+
+namespace {
+
+// Decisions kept for vmrdctl status.
+constexpr size_t recentDecisions = 10;
+
+
+
+} // namespace
+
+const char *callName(BackendCall::Op op)
+{
+	switch (op) {
+	case BackendCall::Op::Plug:
+		return "plug";
+	case BackendCall::Op::Unplug:
+		return "unplug";
+	case BackendCall::Op::ReleaseAll:
+		return "release_all";
+	case BackendCall::Op::AckEvent:
+		return "ack_event";
+	case BackendCall::Op::ReadState:
+		break;
+	}
+	return "get_state";
+}
+
+Controller::Controller(Settings settings, const BackendState &initial, const Sample &sample, TimePoint start,
+                       Sink sink)
+    : settings_(std::move(settings)), policy_(Policy::create(settings_.policy, settings_.limits)), state_(initial),
+      lastSample_(sample), start_(start), sink_(std::move(sink))
+{
+	TraceRecord r;
+	r.type = TraceRecord::Type::Start;
+	r.sample = sample;
+	record(r, start);
+	if (!state_.connected)
+		refreshAt_ = start;
+	// Started (or restarted) with the device outside the limits.
+	correctBounds(start);
+}
+
+void Controller::record(TraceRecord r, TimePoint t)
+{
+	if (!sink_)
+		return;
+	r.t = std::chrono::duration_cast<Micros>(t - start_);
+	if (r.type != TraceRecord::Type::Result && r.type != TraceRecord::Type::State)
+		r.state = state_;
+	sink_(r);
+}
+
+void Controller::start(TimePoint t, BackendCall call, Purpose purpose)
+{
+	inFlight_ = call;
+	outbox_ = call;
+	purpose_ = purpose;
+	callDeadline_ = t + settings_.callTimeout;
+}
+
+std::optional<BackendCall> Controller::nextCall()
+{
+	auto c = outbox_;
+	outbox_.reset();
+	return c;
+}
+
+std::optional<std::string> Controller::inFlight() const
+{
+	if (!inFlight_)
+		return std::nullopt;
+	const std::string resize = std::string(actionName(planned_.action)) + " of " + formatSize(planned_.bytes);
+	if (purpose_ == Purpose::PreRead)
+		return "the state read before the " + resize;
+	if (purpose_ == Purpose::Resize || purpose_ == Purpose::Release)
+		return "the " + resize;
+	return "the " + std::string(callName(inFlight_->op)) + " call";
+}
+
+void Controller::remember(TimePoint t, const Decision &d, std::string outcome)
+{
+	recent_.push_back(Recent{t, d, std::move(outcome)});
+	if (recent_.size() > recentDecisions)
+		recent_.pop_front();
+}
+
+void Controller::setOutcome(std::string outcome)
+{
+	if (!recent_.empty())
+		recent_.back().outcome = std::move(outcome);
+}
+
+// Every decision, from the policy, an operator or the bounds, goes
+// through here: recorded, logged, and if it is a resize, started with a
+// fresh read of the backend's state.
+void Controller::execute(TimePoint t, Decision d)
+{
+	metrics_.decision(d.action);
+	TraceRecord r;
+	r.type = TraceRecord::Type::Decision;
+	r.asked = d;
+	r.sample = lastSample_;
+	record(r, t);
+	if (d.action == Decision::Action::None) {
+		logInfo("decision: " + describeDecision(d));
+		remember(t, d, "");
+		return;
+	}
+	if (settings_.dryRun) {
+		logInfo("decision (dry run, not done): " + describeDecision(d));
+		remember(t, d, "dry run: not done");
+		return;
+	}
+	logInfo("decision: " + describeDecision(d));
+	remember(t, d, "in flight");
+	planned_ = std::move(d);
+	start(t, {BackendCall::Op::ReadState, 0}, Purpose::PreRead);
+}
+
+void Controller::onPressure(TimePoint t, const PsiEvent &e, const Sample &s)
+{
+	metrics_.pressure(e.source, e.trigger);
+	stall_.onEvent(t, e);
+	lastSample_ = s;
+	TraceRecord r;
+	r.type = TraceRecord::Type::Pressure;
+	r.trigger = e.trigger;
+	r.source = e.source;
+	r.stall = e.stall;
+	r.window = e.window;
+	r.totalUs = e.totalUs;
+	r.severity = stall_.severity(e, t);
+	r.sample = s;
+	record(r, t);
+	if (!state_.connected) {
+		logInfo("PSI " + e.trigger + ": " + backendName() + " is not connected; asking it again now");
+		if (inFlight_)
+			refreshAt_ = t;
+		else
+			start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
+		return;
+	}
+	if (inFlight_) {
+		// Coalesced: the newest event is looked at when the call ends.
+		logDebug("PSI " + e.trigger + " while " + *inFlight() + " runs: held until it ends");
+		heldPressure_ = e;
+		return;
+	}
+	decidePressure(t, e, false);
+}
+
+void Controller::decidePressure(TimePoint t, const PsiEvent &e, bool held)
+{
+	Decision d = policy_->onPressure(t, lastSample_, state_, stall_.severity(e, t));
+	d.reason = "PSI " + e.trigger + (held ? " during the last call" : "") + ": " + d.reason;
+	execute(t, std::move(d));
+}
+
+void Controller::onStall(TimePoint t, const std::string &source, std::optional<uint64_t> totalUs)
+{
+	TraceRecord r;
+	r.type = TraceRecord::Type::Stall;
+	r.source = source;
+	r.totalUs = totalUs;
+	r.sample = lastSample_;
+	if (stall_.onRead(t, source, totalUs))
+		record(r, t);
+}
+
+bool Controller::tickDue(TimePoint t) const
+{
+	const auto next = nextTick();
+	return next && t >= *next;
+}
+
+std::optional<TimePoint> Controller::nextTick() const
+{
+	std::optional<TimePoint> next;
+	auto earliest = [&](const std::optional<TimePoint> &t) {
+		if (t && (!next || *t < *next))
+			next = t;
+	};
+	if (inFlight_) {
+		// The rest waits for the call: it ends in onCallDone, not on a timer.
+		earliest(callDeadline_);
+	} else {
+		earliest(refreshAt_);
+		earliest(correctAt_);
+		earliest(policy_->nextCheck());
+	}
+	return next;
+}
+
+std::optional<TimePoint> Controller::nextDeadline() const
+{
+	std::optional<TimePoint> next = nextTick();
+	const auto read = stall_.nextRead();
+	if (read && (!next || *read < *next))
+		next = read;
+	return next;
+}
+
+void Controller::onTick(TimePoint t, const std::function<std::optional<Sample>()> &sample)
+{
+	auto due = [&](const std::optional<TimePoint> &at) { return at && t >= *at; };
+	if (inFlight_) {
+		if (due(callDeadline_)) {
+			logWarning(*inFlight() + " has run longer than backend.call_timeout " +
+			           formatDuration(settings_.callTimeout) + " in " + backendName() +
+			           "; still waiting, PSI monitoring goes on");
+			callDeadline_.reset();
+		}
+		return;
+	}
+	const bool refresh = due(refreshAt_);
+	const bool check = !refresh && due(policy_->nextCheck());
+	// One record per tick, with the statistics it read, so that a replay
+	// gives the same tick the same inputs.
+	if (check)
+		if (auto s = sample())
+			lastSample_ = *s;
+	TraceRecord r;
+	r.type = TraceRecord::Type::Sample;
+	r.sample = lastSample_;
+	record(r, t);
+	if (refresh) {
+		refreshAt_.reset();
+		start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
+		return;
+	}
+	if (due(correctAt_))
+		correctBounds(t);
+	if (!inFlight_ && check)
+		execute(t, policy_->onTimer(t, lastSample_, state_));
+}
+
+Decision Controller::onCheck(TimePoint t, const Sample &s)
+{
+	lastSample_ = s;
+	TraceRecord r;
+	r.type = TraceRecord::Type::Check;
+	r.sample = s;
+	record(r, t);
+	if (inFlight_) {
+		heldCheck_ = true;
+		logInfo("shrink check held until " + *inFlight() + " ends");
+		return {Decision::Action::None, 0, "held until " + *inFlight() + " ends, then checked"};
+	}
+	Decision d = policy_->onTimer(t, s, state_);
+	execute(t, d);
+	return d;
+}
+
+Result<Decision> Controller::onCommand(TimePoint t, Decision::Action action, uint64_t bytes)
+{
+	if (!state_.connected)
+		return Error{-ENOTCONN, backendName() + " is not connected; try again later"};
+	if (inFlight_)
+		return Error{-EBUSY, *inFlight() + " is in flight; try again when it is done"};
+	const std::string command = action == Decision::Action::Plug ? "grow" : "shrink";
+	TraceRecord r;
+	r.type = TraceRecord::Type::Command;
+	r.asked = Decision{action, bytes, ""};
+	r.sample = lastSample_;
+	record(r, t);
+	logInfo("vmrdctl " + command + " " + formatSize(bytes));
+	Decision d = policy_->onRequest(t, {action, bytes, "vmrdctl " + command + " " + formatSize(bytes)}, state_);
+	execute(t, d);
+	return d;
+}
+
+void Controller::onBackendEvent(TimePoint t)
+{
+	TraceRecord r;
+	r.type = TraceRecord::Type::Event;
+	r.sample = lastSample_;
+	record(r, t);
+	eventPending_ = true;
+	if (!inFlight_)
+		afterCall(t);
+}
+
+bool Controller::releaseOnExit(TimePoint t)
+{
+	const Bounds b = bounds(settings_.limits, state_);
+	if (settings_.dryRun || inFlight_ || !state_.connected || state_.plugged <= b.floor)
+		return false;
+	// release_all goes down to the backend's own minimum: only when that
+	// is the floor the operator set.
+	const bool all = b.floor <= state_.minBytes;
+	planned_ = Decision{Decision::Action::Unplug, all ? state_.plugged - b.floor : b.room(Decision::Action::Unplug, state_.plugged),
+	                    "daemon.release_on_exit"};
+	sent_ = planned_.bytes;
+	before_ = state_.plugged;
+	logInfo("releasing " + formatSize(sent_) + " before exit (daemon.release_on_exit" +
+	        (all ? ", with release_all" : "") + ")");
+	start(t, {all ? BackendCall::Op::ReleaseAll : BackendCall::Op::Unplug, all ? 0 : sent_}, Purpose::Release);
+	return true;
+}
+
+// What waited for the call, in order: the bounds, the backend's event, the
+// held PSI event or check, then the policy's own timer.
+void Controller::afterCall(TimePoint t)
+{
+	correctBounds(t);
+	if (inFlight_)
+		return;
+	if (eventPending_) {
+		eventPending_ = false;
+		start(t, {BackendCall::Op::AckEvent, 0}, Purpose::Event);
+		return;
+	}
+	if (!state_.connected)
+		return;
+	if (heldPressure_) {
+		const PsiEvent e = *heldPressure_;
+		heldPressure_.reset();
+		heldCheck_ = false;
+		decidePressure(t, e, true);
+		return;
+	}
+	const auto check = policy_->nextCheck();
+	if (heldCheck_ || (check && t >= *check)) {
+		heldCheck_ = false;
+		execute(t, policy_->onTimer(t, lastSample_, state_));
+	}
+}
+
+void Controller::correctBounds(TimePoint t)
+{
+	if (!state_.connected || inFlight_ || settings_.dryRun)
+		return;
+	auto d = boundsCorrection(settings_.limits, state_);
+	if (!d) {
+		correctAt_.reset();
+		return;
+	}
+	if (correctAt_ && t < *correctAt_)
+		return;
+	d->reason = backendName() + " has " + d->reason;
+	logWarning(d->reason + "; correcting");
+	// If this does not bring it back, the next try is a while later.
+	correctAt_ = t + std::max<Micros>(settings_.limits.minInterval, std::chrono::seconds(5));
+	execute(t, *d);
+}
+
+void Controller::reload(TimePoint t, const Settings &settings)
+{
+	settings_ = settings;
+	policy_ = Policy::create(settings_.policy, settings_.limits);
+	correctBounds(t);
+}
+
+} // namespace vmrd

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: MIT
+// The Controller driven by hand, with a made-up clock and a backend that answers what the test says:
+// no root, no PSI, no threads, milliseconds per scenario.
+#include <gtest/gtest.h>
+
+#include "controller.h"
+#include "replay.h"
+
+using namespace vmrd;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint64_t MiB = 1ull << 20;
+constexpr uint64_t GiB = 1ull << 30;
+
+BackendState device(uint64_t plugged, uint64_t max = 8 * GiB)
+{
+	BackendState b;
+	b.connected = true;
+	b.blockSize = 2 * MiB;
+	b.maxBytes = max;
+	b.plugged = plugged;
+	return b;
+}
+
+Sample avail(uint64_t available)
+{
+	Sample s;
+	s.mem = MemInfo{4 * GiB, available, available, 0, 0};
+	return s;
+}
+
+PsiEvent some100()
+{
+	return {"/proc/pressure/memory", "some 100ms/1s", 100ms, 1s, std::nullopt};
+}
+
+class ControllerTest : public ::testing::Test
+{
+protected:
+	void make(const BackendState &initial, Limits limits = {}, bool dryRun = false)
+	{
+		Controller::Settings s{preset("server")->params, limits, 30s, dryRun, "fake"};
+		ctl = std::make_unique<Controller>(s, initial, avail(2 * GiB), t, [this](const TraceRecord &r) {
+			records.push_back(r);
+		});
+		take();
+	}
+	// Picks up the call the controller started, if any.
+	void take()
+	{
+		if (auto c = ctl->nextCall())
+			call = c;
+	}
+	// Finishes the call in flight: the operation's result and the state read after it.
+	void finish(CallResult result, Result<BackendState> state, const Sample &s = avail(2 * GiB))
+	{
+		ASSERT_TRUE(call) << "no call in flight";
+		CallDone done{*call, std::move(result), std::move(state), 5ms};
+		call.reset();
+		t += 5ms;
+		ctl->onCallDone(t, done, s);
+		take();
+	}
+	// The backend moves `bytes` as asked and reports `after`.
+	void grant(uint64_t plugged) { finish({0, call->bytes, ""}, device(plugged)); }
+	void readState(Result<BackendState> state) { finish({}, std::move(state)); }
+	std::vector<TraceRecord> of(TraceRecord::Type type) const
+	{
+		std::vector<TraceRecord> out;
+		for (const auto &r : records)
+			if (r.type == type)
+				out.push_back(r);
+		return out;
+	}
+
+	TimePoint t{std::chrono::hours(1)};
+	std::unique_ptr<Controller> ctl;
+	std::optional<BackendCall> call;
+	std::vector<TraceRecord> records;
+};
+
+} // namespace
+
+TEST_F(ControllerTest, PressureBecomesAReadThenAPlugAndTheResultIsBooked)
+{
+	make(device(0));
+	ctl->onPressure(t, some100(), avail(100 * MiB));
+	take();
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::ReadState) << "every resize starts with a fresh state";
+	readState(device(0));
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::Plug);
+	const uint64_t asked = call->bytes;
+	grant(asked);
+	EXPECT_FALSE(call);
+	EXPECT_EQ(ctl->state().plugged, asked);
+	EXPECT_EQ(of(TraceRecord::Type::Result).size(), 1u);
+	EXPECT_NE(ctl->recent().back().outcome.find("done"), std::string::npos) << ctl->recent().back().outcome;
+}
+
+// The case a user hit: limits 64M to 512M, the device at 500M behind vmrd's
+// back, and get_state failing: a grow must send nothing.
+TEST_F(ControllerTest, NoResizeIsSentWhileTheStateCannotBeRead)
+{
+	Limits l;
+	l.min = 64 * MiB;
+	l.max = 512 * MiB;
+	make(device(64 * MiB), l);
+	for (auto bad : {Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake'"}),
+	                 Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake': (7)"})}) {
+		auto d = ctl->onCommand(t, Decision::Action::Plug, 256 * MiB);
+		ASSERT_TRUE(d) << d.error().message;
+		take();
+		ASSERT_TRUE(call);
+		readState(bad);
+		EXPECT_FALSE(call) << "a resize was sent on an unreadable state";
+		EXPECT_NE(ctl->recent().back().outcome.find("cannot be read"), std::string::npos);
+		t += 2s; // past the rate limit
+	}
+	// A state that makes no sense counts as unreadable.
+	BackendState nonsense = device(500 * MiB);
+	nonsense.blockSize = 0;
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(nonsense);
+	EXPECT_FALSE(call);
+	EXPECT_EQ(ctl->state().plugged, 64 * MiB) << "nothing booked from nonsense";
+	t += 2s;
+	// Readable again: the plug is trimmed to what fits under limits.max.
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(500 * MiB));
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::Plug);
+	EXPECT_EQ(call->bytes, 12 * MiB);
+	grant(512 * MiB);
+	EXPECT_EQ(ctl->state().plugged, 512 * MiB);
+}
+
+TEST_F(ControllerTest, AResultIsBookedFromTheCallWhenTheStateReadAfterItFails)
+{
+	make(device(0));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(0));
+	finish({0, 256 * MiB, ""}, Error{-EIO, "get_state failed"});
+	EXPECT_EQ(ctl->state().plugged, 256 * MiB);
+	const auto results = of(TraceRecord::Type::Result);
+	ASSERT_EQ(results.size(), 1u);
+	EXPECT_EQ(results[0].stateError, "get_state failed");
+}
+
+TEST_F(ControllerTest, PressureDuringACallIsHeldAndLookedAtWhenItEnds)
+{
+	make(device(0));
+	ctl->onPressure(t, some100(), avail(100 * MiB));
+	take();
+	readState(device(0));
+	const auto decisionsBefore = of(TraceRecord::Type::Decision).size();
+	t += 100ms;
+	ctl->onPressure(t, some100(), avail(50 * MiB)); // while the plug runs
+	take();
+	EXPECT_EQ(of(TraceRecord::Type::Decision).size(), decisionsBefore) << "decided while a call ran";
+	// The plug ends with memory still short: the held event is decided on now.
+	finish({0, call->bytes, ""}, device(call->bytes), avail(60 * MiB));
+	const auto decisions = of(TraceRecord::Type::Decision);
+	ASSERT_EQ(decisions.size(), decisionsBefore + 1);
+	EXPECT_NE(decisions.back().asked.reason.find("during the last call"), std::string::npos)
+	        << decisions.back().asked.reason;
+}
+
+TEST_F(ControllerTest, AFailingBackendIsToldToThePolicyAndBooked)
+{
+	make(device(0));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(0));
+	finish({-ENOSPC, 64 * MiB, "host refused"}, device(64 * MiB));
+	EXPECT_EQ(ctl->state().plugged, 64 * MiB);
+	EXPECT_NE(ctl->recent().back().outcome.find("failed after 64 MiB: host refused"), std::string::npos);
+	// The failed call counts for the rate limit like any.
+	auto again = ctl->onCommand(t, Decision::Action::Plug, 256 * MiB);
+	ASSERT_TRUE(again);
+	EXPECT_NE(again->reason.find("rate limit"), std::string::npos) << again->reason;
+}
+
+TEST_F(ControllerTest, ASlowCallRefusesOperatorsAndWarnsOnce)
+{
+	make(device(0));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(0));
+	auto busy = ctl->onCommand(t, Decision::Action::Plug, 2 * MiB);
+	ASSERT_FALSE(busy);
+	EXPECT_EQ(busy.error().code, -EBUSY);
+	ASSERT_TRUE(ctl->nextDeadline());
+	EXPECT_EQ(*ctl->nextDeadline(), t + 30s) << "the only deadline while a call runs is its timeout";
+	t += 31s;
+	EXPECT_TRUE(ctl->tickDue(t));
+	ctl->onTick(t, [] { return std::nullopt; });
+	EXPECT_FALSE(ctl->tickDue(t)) << "the timeout is warned about once";
+}
+
+TEST_F(ControllerTest, AnEventReadsTheStateAndCorrectsADeviceAboveTheMaximum)
+{
+	Limits l;
+	l.max = 1 * GiB;
+	make(device(512 * MiB), l);
+	ctl->onBackendEvent(t);
+	take();
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::AckEvent);
+	readState(device(1536 * MiB)); // the host resized behind vmrd's back
+	EXPECT_EQ(ctl->state().plugged, 1536 * MiB);
+	ASSERT_TRUE(call) << "a device above limits.max is corrected at once";
+	EXPECT_EQ(call->op, BackendCall::Op::ReadState);
+	readState(device(1536 * MiB));
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::Unplug);
+	EXPECT_EQ(call->bytes, 512 * MiB);
+	grant(1 * GiB);
+	EXPECT_EQ(ctl->state().plugged, 1 * GiB);
+}
+
+TEST_F(ControllerTest, AnEventDuringACallIsReadAfterIt)
+{
+	make(device(0));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	ctl->onBackendEvent(t);
+	readState(device(0));
+	grant(256 * MiB);
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::AckEvent);
+}
+
+TEST_F(ControllerTest, ABackendAwayIsAskedAgainWithADoublingPause)
+{
+	BackendState away = device(0);
+	away.connected = false;
+	make(away);
+	std::vector<Micros> pauses;
+	TimePoint last = t;
+	for (int i = 0; i < 7; i++) {
+		auto next = ctl->nextDeadline();
+		ASSERT_TRUE(next);
+		pauses.push_back(std::chrono::duration_cast<Micros>(*next - last));
+		t = *next;
+		ctl->onTick(t, [] { return std::nullopt; });
+		take();
+		ASSERT_TRUE(call);
+		readState(away);
+		last = t;
+	}
+	EXPECT_EQ(pauses, (std::vector<Micros>{0s, 1s, 2s, 4s, 8s, 16s, 30s}));
+	auto refused = ctl->onCommand(t, Decision::Action::Plug, 2 * MiB);
+	ASSERT_FALSE(refused);
+	EXPECT_EQ(refused.error().code, -ENOTCONN);
+	t = *ctl->nextDeadline();
+	ctl->onTick(t, [] { return std::nullopt; });
+	take();
+	readState(device(0));
+	EXPECT_TRUE(ctl->state().connected);
+	EXPECT_FALSE(ctl->nextDeadline()) << "connected and idle: no timer";
+}
+
+TEST_F(ControllerTest, SeverityIsMeasuredFromStallReadsAcrossOneWindow)
+{
+	make(device(0));
+	PsiEvent e = some100();
+	e.totalUs = 1000;
+	ctl->onPressure(t, e, avail(2 * GiB)); // plenty available: no resize
+	for (int i = 1; i <= 4; i++) {
+		auto due = ctl->stallReadsDue(t + 250ms * i);
+		ASSERT_EQ(due.size(), 1u);
+		ctl->onStall(t + 250ms * i, due[0], 1000 + 150000 * i);
+	}
+	EXPECT_TRUE(ctl->stallReadsDue(t + 2s).empty());
+	ctl->onPressure(t + 1100ms, e, avail(2 * GiB));
+	EXPECT_DOUBLE_EQ(of(TraceRecord::Type::Pressure).back().severity, 0.6);
+}
+
+TEST_F(ControllerTest, ADeviceBelowTheMinimumIsCorrectedAtStart)
+{
+	Limits l;
+	l.min = 256 * MiB;
+	make(device(0), l);
+	ASSERT_TRUE(call);
+	readState(device(0));
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::Plug);
+	EXPECT_EQ(call->bytes, 256 * MiB);
+}
+
+TEST_F(ControllerTest, DryRunDecidesButCallsNothing)
+{
+	make(device(0), {}, true);
+	ctl->onPressure(t, some100(), avail(100 * MiB));
+	take();
+	EXPECT_FALSE(call);
+	EXPECT_EQ(ctl->recent().back().outcome, "dry run: not done");
+}
+
+TEST_F(ControllerTest, ReleaseOnExitUsesReleaseAllDownToTheBackendsMinimum)
+{
+	make(device(1 * GiB));
+	ASSERT_TRUE(ctl->releaseOnExit(t));
+	take();
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::ReleaseAll);
+	finish({0, 1 * GiB, ""}, device(0));
+	EXPECT_EQ(ctl->state().plugged, 0u);
+
+	Limits l;
+	l.min = 256 * MiB;
+	make(device(1 * GiB), l);
+	ASSERT_TRUE(ctl->releaseOnExit(t));
+	take();
+	EXPECT_EQ(call->op, BackendCall::Op::Unplug) << "limits.min is kept";
+	EXPECT_EQ(call->bytes, 768 * MiB);
+}
+
+// What the controller records is all a replay needs: the same inputs give
+// the same decisions, word for word.
+TEST_F(ControllerTest, ItsOwnRecordsReplayToTheSameDecisions)
+{
+	make(device(0));
+	PsiEvent e = some100();
+	e.totalUs = 0;
+	ctl->onPressure(t, e, avail(100 * MiB));
+	take();
+	ctl->onStall(t + 250ms, e.source, 90000);
+	readState(device(0));
+	t += 300ms;
+	ctl->onPressure(t, e, avail(80 * MiB));
+	grant(call->bytes);
+	for (int i = 0; i < 20 && ctl->nextDeadline(); i++) {
+		t = std::max(t, *ctl->nextDeadline()) + 7ms;
+		for (const auto &src : ctl->stallReadsDue(t))
+			ctl->onStall(t, src, 200000);
+		if (ctl->tickDue(t))
+			ctl->onTick(t, [] { return std::optional<Sample>(avail(3 * GiB)); });
+		take();
+		while (call)
+			call->op == BackendCall::Op::ReadState ? readState(ctl->state()) : grant(ctl->state().plugged - call->bytes);
+	}
+	std::vector<TraceRecord> trace = records;
+	for (auto &r : trace)
+		r.t = Micros(r.t.count()); // as read back from a file
+	const auto replayed = replay(preset("server")->params, Limits{}, trace);
+	EXPECT_EQ(replayed.divergence, "");
+	EXPECT_GE(recordedDecisions(trace).size(), 4u);
+	EXPECT_EQ(replayed.decisions, recordedDecisions(trace));
+}
