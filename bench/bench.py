@@ -3,7 +3,8 @@
 # The benchmark: how well vmrd sizes a real guest, next to the alternatives.
 # A measurement that prints numbers, not a test.
 #
-# usage: bench.py BUILD_DIR PLOT [full|quick|smoke [SCENARIO ...]]
+# usage: PYTHONPATH=tests/guest bench.py BUILD_DIR PLOT [full|quick|smoke [SCENARIO ...]]
+# (./run bench sets PYTHONPATH: the harness, vmlab, lives in tests/guest.)
 #
 # Every (scenario, contender) runs in a fresh guest from the virtio-mem
 # harness (Debian 6.1 kernel under QEMU, 512 MiB at boot, 1 GiB zram, a
@@ -22,12 +23,8 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "guest"))
-import vmtest  # noqa: E402
+from vmlab import GiB, MiB, Broker, Guest, Skip, build_guest, wait_for
 
-MiB = 1 << 20
-GiB = 1 << 30
 SEED = 7
 MONITOR_MS = 200
 GIVE_BACK_WINDOW = 30  # seconds: the target's window
@@ -110,11 +107,11 @@ def run_one(images, broker_exe, work, scenario, spec, contender, mode):
         disk = os.path.join(work, "disk.img")
         with open(disk, "wb") as f:
             f.truncate(disk_size)
-    guest = vmtest.Guest(images, work, disk=disk)
+    guest = Guest(images, work, disk=disk)
     broker = None
     try:
         if contender in DAEMONS:
-            broker = vmtest.Broker(broker_exe, work, guest)
+            broker = Broker(broker_exe, work, guest)
         g = guest
         g.run("ip link set lo up")
         g.run(f"probe monitor /tmp/monitor.jsonl {MONITOR_MS} >/dev/null 2>&1 &")
@@ -124,14 +121,14 @@ def run_one(images, broker_exe, work, scenario, spec, contender, mode):
             g.write_file("/etc/vmrd/vmrd.yaml", f"version: 1\nbackend: {{name: virtio-mem}}\n"
                                                 f"policy: {{preset: {preset}}}\ndaemon: {{trace: /tmp/log.jsonl}}\n")
             g.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
-            vmtest.wait_for("vmrd", lambda: "running with backend" in g.run("cat /tmp/vmrd.log"), 20, 0.2)
+            wait_for("vmrd", lambda: "running with backend" in g.run("cat /tmp/vmrd.log"), 20, 0.2)
             pid = g.run("pidof vmrd").strip()
         elif contender == "polling":
             g.run("probe poll /tmp/log.jsonl 256 > /tmp/poll.err 2>&1 &")
             pid = g.run("pidof probe | tr ' ' '\\n' | sort -n | tail -n 1").strip()
         elif contender == "static peak" and peak:
             g.qmp.set_requested(peak)
-            vmtest.wait_for("the static peak size", lambda: g.qmp.get("size") == peak, 120, 0.5)
+            wait_for("the static peak size", lambda: g.qmp.get("size") == peak, 120, 0.5)
         time.sleep(2)
         before = {"oom": g.vmstat("oom_kill"), "stats": daemon_stats(g, pid) if pid else None}
         # Times in the guest's CLOCK_MONOTONIC (/proc/uptime: the guest never suspends), as the logs use.
@@ -349,8 +346,8 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vmrd-bench-")
     try:
-        kernel, initrd, release = vmtest.build_guest(build, workload, work, "6.1")
-    except vmtest.Skip as e:
+        kernel, initrd, release = build_guest(build, workload, work, "6.1")
+    except Skip as e:
         print(f"SKIP: {e}")
         return 77  # meson's "skipped"
     except AssertionError as e:
