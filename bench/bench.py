@@ -142,11 +142,8 @@ def run_one(images, broker_exe, work, scenario, contender, mode):
         g.run(f"probe monitor /tmp/monitor.jsonl {MONITOR_MS} >/dev/null 2>&1 &")
         pid = None
         if contender.controller == "vmrd":
-            g.write_file("/etc/vmrd/vmrd.yaml", f"version: 1\nbackend: {{name: virtio-mem}}\n"
-                                                f"policy: {{preset: {contender.preset}}}\n"
-                                                "daemon: {trace: /tmp/log.jsonl}\n")
-            g.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
-            wait_for("vmrd", lambda: "running with backend" in g.run("cat /tmp/vmrd.log"), 20, 0.2)
+            g.start_vmrd(f"version: 1\nbackend: {{name: virtio-mem}}\npolicy: {{preset: {contender.preset}}}\n"
+                         "daemon: {trace: /tmp/log.jsonl}\n")
             pid = g.run("pidof vmrd").strip()
         elif contender.controller == "polling":
             g.run("probe poll /tmp/log.jsonl 256 > /tmp/poll.err 2>&1 &")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from vmlab import DAEMON_CONFIG, MiB, Broker, Guest, Skip, build_guest, wait_for
+from vmlab import DAEMON_CONFIG, MiB, Broker, Guest, Skip, build_guest
 
 WORKLOAD_MIB = 1200  # on a 512 MiB guest: it has to grow
 RAMP_MS, HOLD_MS = 12000, 10000
@@ -96,9 +96,7 @@ def main():
               "virtio-mem device of up to 4 GiB (the broker allows 3 GiB)", flush=True)
         host = Broker(broker, work, guest)
         print(f"broker running on the host (log {host.log_path})", flush=True)
-        guest.write_file("/etc/vmrd/vmrd.yaml", DAEMON_CONFIG.format(extra=f"daemon:\n  trace: {EVENT_LOG}"))
-        guest.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
-        wait_for("vmrd to start", lambda: "running with backend" in guest.run("cat /tmp/vmrd.log"), 20, 0.2)
+        guest.start_vmrd(DAEMON_CONFIG.format(extra=f"daemon:\n  trace: {EVENT_LOG}"))
         print("\n$ vmrdctl status        (in the guest)\n" + guest.run("vmrdctl status") + "\n", flush=True)
 
         demo = Demo(guest)
