@@ -3,7 +3,8 @@
 # The benchmark: how well vmrd sizes a real guest, next to the alternatives.
 # A measurement that prints numbers, not a test.
 #
-# usage: bench.py BUILD_DIR PLOT [full|quick|smoke [SCENARIO ...]]
+# usage: PYTHONPATH=tests/guest bench.py BUILD_DIR PLOT [full|quick|smoke [SCENARIO ...]]
+# (./run bench sets PYTHONPATH: the harness, vmlab, lives in tests/guest.)
 #
 # Every (scenario, contender) runs in a fresh guest from the virtio-mem
 # harness (Debian 6.1 kernel under QEMU, 512 MiB at boot, 1 GiB zram, a
@@ -21,13 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from typing import Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "guest"))
-import vmtest  # noqa: E402
+from vmlab import GiB, MiB, Broker, Guest, Skip, build_guest, wait_for
 
-MiB = 1 << 20
-GiB = 1 << 30
 SEED = 7
 MONITOR_MS = 200
 GIVE_BACK_WINDOW = 30  # seconds: the target's window
@@ -35,40 +34,64 @@ IDLE_WATCH = 10  # seconds after the give-back window to catch re-grows
 STALL_GAP = 1.0  # seconds without stall that end a stall episode
 
 
+@dataclass(frozen=True)
+class Scenario:
+    command: str  # run in the guest's shell; it ends when the workload does
+    peak: int  # bytes the workload needs at most: the size of "static peak"
+    disk: int = 0  # bytes of a blank disk the guest sees as /dev/vda; 0 for none
+    idle: bool = False  # no workload: only the daemons run, and give-back is not measured
+
+
 def sawtooth(cycles, low, high, seed=SEED):
     rng = random.Random(seed)
     sizes = [rng.randrange(low, high, 64) for _ in range(cycles)]
-    return " && ".join(f"workload {m} 3000 1000 >/dev/null && sleep 4" for m in sizes), max(sizes) * MiB
+    return Scenario(" && ".join(f"workload {m} 3000 1000 >/dev/null && sleep 4" for m in sizes), max(sizes) * MiB)
 
 
-# name -> (guest command, peak size the workload needs, disk size or 0, is_idle)
 def scenarios(mode):
     if mode == "smoke":  # checks that the benchmark runs, in about a minute
-        return {"burst": ("workload 256 0 500", 256 * MiB, 0, False)}
+        return {"burst": Scenario("workload 256 0 500", 256 * MiB)}
     if mode == "quick":
         return {
-            "ramp": ("workload 1536 8000 3000", 1536 * MiB, 0, False),
-            "burst": ("workload 1024 0 3000", 1024 * MiB, 0, False),
-            "idle": ("sleep 20", 0, 0, True),
+            "ramp": Scenario("workload 1536 8000 3000", 1536 * MiB),
+            "burst": Scenario("workload 1024 0 3000", 1024 * MiB),
+            "idle": Scenario("sleep 20", 0, idle=True),
         }
-    saw, saw_peak = sawtooth(5, 512, 1792)
     return {
-        "ramp": ("workload 3072 30000 10000", 3 * GiB, 0, False),
-        "burst": ("workload 1536 0 10000", 1536 * MiB, 0, False),
-        "sawtooth": (saw, saw_peak, 0, False),
+        "ramp": Scenario("workload 3072 30000 10000", 3 * GiB),
+        "burst": Scenario("workload 1536 0 10000", 1536 * MiB),
+        "sawtooth": sawtooth(5, 512, 1792),
         # Reads go through the page cache of /dev/vda: file pages, not anonymous ones.
-        "file-cache": ("dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null && dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null",
-                       2 * GiB, 2 * GiB, False),
-        "idle": ("sleep 600", 0, 0, True),
+        "file-cache": Scenario("dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null && "
+                               "dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null", 2 * GiB, disk=2 * GiB),
+        "idle": Scenario("sleep 600", 0, idle=True),
     }
 
 
-CONTENDERS = ["vmrd server", "vmrd embedded", "static boot", "static peak", "polling"]
-DAEMONS = ("vmrd server", "vmrd embedded", "polling")
+@dataclass(frozen=True)
+class Contender:
+    name: str  # in the tables, the progress lines and the file names
+    controller: Optional[str] = None  # what resizes the guest: "vmrd", "polling" or nothing (a static size)
+    preset: Optional[str] = None  # vmrd's policy preset
+    at_peak: bool = False  # sized to the scenario's peak before it starts, else left at boot size
+
+    @property
+    def daemon(self):
+        """A controller runs in the guest: it needs the broker and writes the log of its requests."""
+        return self.controller is not None
+
+
+CONTENDERS = [
+    Contender("vmrd server", controller="vmrd", preset="server"),
+    Contender("vmrd embedded", controller="vmrd", preset="embedded"),
+    Contender("static boot"),
+    Contender("static peak", at_peak=True),
+    Contender("polling", controller="polling"),
+]
 
 
 def contenders(mode):
-    return ["vmrd server", "static boot"] if mode == "smoke" else CONTENDERS
+    return [c for c in CONTENDERS if c.name in ("vmrd server", "static boot")] if mode == "smoke" else CONTENDERS
 
 
 def records(text):
@@ -103,41 +126,37 @@ def daemon_stats(guest, pid):
             "switches": switches, "hwm": int(hwm.group(1)) * 1024 if hwm else 0}
 
 
-def run_one(images, broker_exe, work, scenario, spec, contender, mode):
-    command, peak, disk_size, idle = spec
+def run_one(images, broker_exe, work, scenario, contender, mode):
     disk = None
-    if disk_size:
+    if scenario.disk:
         disk = os.path.join(work, "disk.img")
         with open(disk, "wb") as f:
-            f.truncate(disk_size)
-    guest = vmtest.Guest(images, work, disk=disk)
+            f.truncate(scenario.disk)
+    guest = Guest(images, work, disk=disk)
     broker = None
     try:
-        if contender in DAEMONS:
-            broker = vmtest.Broker(broker_exe, work, guest)
+        if contender.daemon:
+            broker = Broker(broker_exe, work, guest)
         g = guest
         g.run("ip link set lo up")
         g.run(f"probe monitor /tmp/monitor.jsonl {MONITOR_MS} >/dev/null 2>&1 &")
         pid = None
-        if contender.startswith("vmrd"):
-            preset = contender.split()[1]
-            g.write_file("/etc/vmrd/vmrd.yaml", f"version: 1\nbackend: {{name: virtio-mem}}\n"
-                                                f"policy: {{preset: {preset}}}\ndaemon: {{trace: /tmp/log.jsonl}}\n")
-            g.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
-            vmtest.wait_for("vmrd", lambda: "running with backend" in g.run("cat /tmp/vmrd.log"), 20, 0.2)
+        if contender.controller == "vmrd":
+            g.start_vmrd(f"version: 1\nbackend: {{name: virtio-mem}}\npolicy: {{preset: {contender.preset}}}\n"
+                         "daemon: {trace: /tmp/log.jsonl}\n")
             pid = g.run("pidof vmrd").strip()
-        elif contender == "polling":
+        elif contender.controller == "polling":
             g.run("probe poll /tmp/log.jsonl 256 > /tmp/poll.err 2>&1 &")
             pid = g.run("pidof probe | tr ' ' '\\n' | sort -n | tail -n 1").strip()
-        elif contender == "static peak" and peak:
-            g.qmp.set_requested(peak)
-            vmtest.wait_for("the static peak size", lambda: g.qmp.get("size") == peak, 120, 0.5)
+        elif contender.at_peak and scenario.peak:
+            g.qmp.set_requested(scenario.peak)
+            wait_for("the static peak size", lambda: g.qmp.get("size") == scenario.peak, 120, 0.5)
         time.sleep(2)
         before = {"oom": g.vmstat("oom_kill"), "stats": daemon_stats(g, pid) if pid else None}
         # Times in the guest's CLOCK_MONOTONIC (/proc/uptime: the guest never suspends), as the logs use.
-        out = g.run(f"cat /proc/uptime; {command}; echo exit=$?; cat /proc/uptime", timeout=1800, check=False)
+        out = g.run(f"cat /proc/uptime; {scenario.command}; echo exit=$?; cat /proc/uptime", timeout=1800, check=False)
         ups = [float(line.split()[0]) for line in out.splitlines() if re.fullmatch(r"[0-9.]+ [0-9.]+", line)]
-        watch = (GIVE_BACK_WINDOW + IDLE_WATCH) if contender in DAEMONS and not idle and mode != "smoke" else 2
+        watch = (GIVE_BACK_WINDOW + IDLE_WATCH) if contender.daemon and not scenario.idle and mode != "smoke" else 2
         time.sleep(watch)
         after = {"oom": g.vmstat("oom_kill"), "stats": daemon_stats(g, pid) if pid else None}
         if pid:
@@ -147,7 +166,7 @@ def run_one(images, broker_exe, work, scenario, spec, contender, mode):
                 after["stats"][key] = int(found.group(1)) * 1024 if found else 0
         end = float(g.run("cat /proc/uptime").split()[0])
         mon = records(g.run("cat /tmp/monitor.jsonl", check=False))
-        log_text = g.run("cat /tmp/log.jsonl 2>/dev/null", check=False) if contender in DAEMONS else ""
+        log_text = g.run("cat /tmp/log.jsonl 2>/dev/null", check=False) if contender.daemon else ""
         return {"start": ups[0], "workload_end": ups[-1], "end": end, "ok": "exit=0" in out, "before": before,
                 "after": after, "monitor": mon, "log": log_text}
     finally:
@@ -349,8 +368,8 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vmrd-bench-")
     try:
-        kernel, initrd, release = vmtest.build_guest(build, workload, work, "6.1")
-    except vmtest.Skip as e:
+        kernel, initrd, release = build_guest(build, workload, work, "6.1")
+    except Skip as e:
         print(f"SKIP: {e}")
         return 77  # meson's "skipped"
     except AssertionError as e:
@@ -358,24 +377,24 @@ def main():
         return 1
     images = {"6.1": (kernel, initrd)}
     scns = {k: v for k, v in scenarios(mode).items() if not only or k in only}
-    names = contenders(mode)
+    chosen = contenders(mode)
     all_metrics = {}
     failures = []
     t0 = time.monotonic()
     try:
-        for scn, spec in scns.items():
-            idle = spec[3]
+        for scn, scenario in scns.items():
             all_metrics[scn] = {}
-            for c in names:
-                if idle and c not in DAEMONS:
+            for contender in chosen:
+                c = contender.name
+                if scenario.idle and not contender.daemon:
                     continue  # nothing runs: nothing to measure
                 print(f"[{time.monotonic() - t0:5.0f}s] {scn} / {c} ...", flush=True)
                 run_work = tempfile.mkdtemp(dir=work)
                 try:
-                    result = run_one(images, broker, run_work, scn, spec, c, mode)
+                    result = run_one(images, broker, run_work, scenario, contender, mode)
                     with open(os.path.join(out_dir, f"{scn}-{c.replace(' ', '-')}.run.json"), "w") as f:
                         json.dump(result, f)
-                    m = analyse(result, idle)
+                    m = analyse(result, scenario.idle)
                 except Exception as e:  # one broken run must not lose the others
                     failures.append(f"{scn} / {c}: {e}")
                     print(f"         failed: {e}", flush=True)
@@ -404,7 +423,7 @@ def main():
               f"Took {(time.monotonic() - t0) / 60:.1f} min.", ""]
     for scn, ms in all_metrics.items():
         if ms:
-            report += [table(scn, ms, [c for c in names if c in ms], scns[scn][3]), ""]
+            report += [table(scn, ms, [c.name for c in chosen if c.name in ms], scns[scn].idle), ""]
     report += [targets(all_metrics), ""]
     report += [f"Failed runs: {'; '.join(failures)}", ""] if failures else []
     report += [f"Timelines and logs: {out_dir}/"]

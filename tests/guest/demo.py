@@ -18,10 +18,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vmtest  # noqa: E402
+from vmlab import DAEMON_CONFIG, MiB, Broker, Guest, Skip, build_guest
 
-MiB = 1 << 20
 WORKLOAD_MIB = 1200  # on a 512 MiB guest: it has to grow
 RAMP_MS, HOLD_MS = 12000, 10000
 GIVE_BACK_WAIT = 90  # seconds of idle allowed for vmrd to give the memory back
@@ -89,18 +87,16 @@ def main():
     try:
         print("building the guest (Debian 6.1 cloud kernel, busybox, vmrd as installed)...", flush=True)
         try:
-            kernel, initrd, release = vmtest.build_guest(build, workload, work, "6.1")
-        except (vmtest.Skip, AssertionError) as e:
+            kernel, initrd, release = build_guest(build, workload, work, "6.1")
+        except (Skip, AssertionError) as e:
             print(f"demo: cannot build the guest: {e}", file=sys.stderr)
             return 1
-        guest = vmtest.Guest({"6.1": (kernel, initrd)}, work)
+        guest = Guest({"6.1": (kernel, initrd)}, work)
         print(f"guest booted in {guest.boot_seconds:.1f}s: kernel {release}, 512 MiB, 1 GiB zram swap, "
               "virtio-mem device of up to 4 GiB (the broker allows 3 GiB)", flush=True)
-        host = vmtest.Broker(broker, work, guest)
+        host = Broker(broker, work, guest)
         print(f"broker running on the host (log {host.log_path})", flush=True)
-        guest.write_file("/etc/vmrd/vmrd.yaml", vmtest.DAEMON_CONFIG.format(extra=f"daemon:\n  trace: {EVENT_LOG}"))
-        guest.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
-        vmtest.wait_for("vmrd to start", lambda: "running with backend" in guest.run("cat /tmp/vmrd.log"), 20, 0.2)
+        guest.start_vmrd(DAEMON_CONFIG.format(extra=f"daemon:\n  trace: {EVENT_LOG}"))
         print("\n$ vmrdctl status        (in the guest)\n" + guest.run("vmrdctl status") + "\n", flush=True)
 
         demo = Demo(guest)

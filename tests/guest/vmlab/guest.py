@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: MIT
+# A test guest: its images built from Debian packages, QEMU booting them, and a shell on the console.
+
+import os
+import re
+import subprocess
+import threading
+import time
+
+from .qmp import Qmp
+from .util import Skip, die_with_parent, wait_for
+
+# build-guest.sh and the guest's init sit next to the package, in tests/guest.
+GUEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_guest(build, workload, out, series):
+    """Builds the guest for a kernel series (build-guest.sh); returns (kernel, initrd, kernel release)."""
+    r = subprocess.run([os.path.join(GUEST_DIR, "build-guest.sh"), build, workload, out, series],
+                       capture_output=True, text=True)
+    if r.returncode == 3:
+        raise Skip(f"no Debian {series} cloud kernel: {r.stderr.strip()}")
+    if r.returncode != 0:
+        raise AssertionError(f"building the {series} guest failed:\n{r.stdout}\n{r.stderr}")
+    kernel, initrd, release = r.stdout.split()
+    return kernel, initrd, release
+
+
+class Guest:
+    """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port."""
+
+    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None):
+        self.work = work
+        self.series = series
+        self.zram = zram
+        kernel, initrd = images[series]
+        self.qmp_path = os.path.join(work, "qmp-test.sock")
+        self.broker_qmp = os.path.join(work, "qmp-broker.sock")
+        self.channel = os.path.join(work, "guest-channel.sock")
+        accel = "tcg"
+        cmd = [
+            "qemu-system-x86_64", "-accel", accel, "-m", f"{memory},maxmem=9G", "-smp", "2",
+            "-object", "memory-backend-ram,id=vmem0,size=4G",
+            "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3",
+            "-nographic", "-nic", "none", "-no-reboot",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-qmp", f"unix:{self.broker_qmp},server=on,wait=off",
+            "-device", "virtio-serial-pci",
+            "-chardev", f"socket,id=ch0,path={self.channel},server=on,wait=off",
+            "-device", "virtserialport,chardev=ch0,name=org.vmrd.0",
+        ]
+        if disk:  # read-only, as /dev/vda
+            cmd += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
+        self.console = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        threading.Thread(target=self._read, daemon=True).start()
+        self.seq = 0
+        t0 = time.monotonic()
+        try:
+            self.kernel_release = wait_for("the guest to boot", self._ready, 90)
+            self.boot_seconds = time.monotonic() - t0
+            self.qmp = Qmp(self.qmp_path)
+            if zram:
+                self.run(f"echo {zram} > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null"
+                         " && swapon /dev/zram0")
+        except BaseException:
+            print("# guest console:\n# " + "\n# ".join(self.console_tail().splitlines()), flush=True)
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def _read(self):
+        buf = b""
+        while True:
+            chunk = self.proc.stdout.read1(4096)
+            if not chunk:
+                return
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            with self.lock:
+                self.console.extend(l.decode(errors="replace").rstrip("\r") for l in lines)
+                del self.console[:-20000]
+
+    def _ready(self):
+        with self.lock:
+            for line in self.console:
+                m = re.search(r"@@READY (\S+)@@", line)
+                if m:
+                    return m.group(1)
+        if self.proc.poll() is not None:
+            raise AssertionError("QEMU exited during boot")
+        return None
+
+    def run(self, command, timeout=60, check=True):
+        """Runs a shell command in the guest; returns its output."""
+        self.seq += 1
+        n = self.seq
+        with self.lock:
+            start = len(self.console)
+        self.proc.stdin.write(f"echo @@BEGIN {n}@@; ( {command} ) </dev/null; echo \"@@DONE {n} $?@@\"\n"
+                              .encode())
+        self.proc.stdin.flush()
+
+        def done():
+            with self.lock:
+                lines = self.console[start:]
+            for i, line in enumerate(lines):
+                m = re.fullmatch(rf"@@DONE {n} (\d+)@@", line)
+                if m:
+                    begin = next((j for j, l in enumerate(lines) if l == f"@@BEGIN {n}@@"), -1)
+                    return int(m.group(1)), "\n".join(lines[begin + 1:i])
+            if self.proc.poll() is not None:
+                raise AssertionError("QEMU exited")
+            return None
+
+        status, output = wait_for(f"guest command `{command}`", done, timeout, 0.02)
+        if check and status != 0:
+            raise AssertionError(f"guest command `{command}` failed ({status}):\n{output}")
+        return output
+
+    def write_file(self, path, text):
+        quoted = " ".join("'" + line.replace("'", "'\\''") + "'" for line in text.splitlines())
+        self.run(f"printf '%s\\n' {quoted} > {path}")
+
+    def start_vmrd(self, config):
+        """Starts vmrd in the background with `config` as its whole config; waits until it runs."""
+        self.write_file("/etc/vmrd/vmrd.yaml", config)
+        self.run("vmrd --config /etc/vmrd/vmrd.yaml > /tmp/vmrd.log 2>&1 &")
+        wait_for("vmrd to start", lambda: "running with backend" in self.vmrd_log(), 20, 0.2)
+
+    def vmrd_log(self):
+        # The shell creates the log in the background job: it may not be there yet.
+        return self.run("cat /tmp/vmrd.log 2>/dev/null", check=False)
+
+    def meminfo(self, key):
+        return int(self.run(f"awk '/^{key}:/ {{print $2}}' /proc/meminfo")) * 1024
+
+    def vmstat(self, key):
+        return int(self.run(f"awk '$1 == \"{key}\" {{print $2}}' /proc/vmstat"))
+
+    def console_tail(self, n=40):
+        with self.lock:
+            return "\n".join(self.console[-n:])
+
+    def stop(self):
+        try:
+            self.qmp.execute("quit")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
