@@ -111,6 +111,30 @@ TEST(Protocol, RepliesRoundTrip)
 	EXPECT_NE(bad.error().message.find("error must be a string"), std::string::npos) << bad.error().message;
 }
 
+TEST(Protocol, SizeNoticesRoundTrip)
+{
+	const DeviceState s{2 * MiB, 0, 4 * GiB, 512 * MiB, 1 * GiB};
+	const std::string line = formatSizeNotice(SizeNotice{s});
+	EXPECT_EQ(line.rfind("{", 0), 0u);
+	EXPECT_NE(line.find("\"type\":\"size\""), std::string::npos) << line;
+	EXPECT_EQ(line.find("\"id\""), std::string::npos) << "a notice answers nothing: " << line;
+	auto m = parseBrokerMessage(line);
+	ASSERT_TRUE(m) << m.error().message;
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Size);
+	EXPECT_EQ(m->notice.state.size, 512 * MiB);
+	EXPECT_EQ(m->notice.state.requested, 1 * GiB);
+	EXPECT_EQ(m->notice.state.max, 4 * GiB);
+	EXPECT_FALSE(parseReply(line)) << "a notice is not a reply";
+	m = parseBrokerMessage(formatReply(Reply{4, true, s, "", ""}));
+	ASSERT_TRUE(m);
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Reply);
+	EXPECT_EQ(m->reply.id, 4u);
+	auto bad = parseBrokerMessage(
+	        R"({"v":1,"type":"size","block_size":2097152,"min":0,"max":0,"size":-1,"requested":0})");
+	ASSERT_FALSE(bad);
+	EXPECT_EQ(bad.error().message.rfind("bad-notice: ", 0), 0u) << bad.error().message;
+}
+
 TEST(Protocol, LineReaderCutsLongLines)
 {
 	LineReader r;
@@ -221,6 +245,37 @@ TEST(Session, QmpTroubleIsAnErrorReply)
 	EXPECT_EQ(reply->error, "host-error");
 	reply = parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, nullptr, 0, 1, t0));
 	EXPECT_EQ(reply->error, "host-error");
+}
+
+TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
+{
+	VmSession s(vm(0, 4 * GiB), 1000);
+	FakeDevice d;
+	// What a reply told the guest is not told again.
+	ASSERT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0))->ok);
+	EXPECT_EQ(s.notice(&d, t0), "");
+	// The device grew behind the guest's back (someone else's qom-set).
+	d.s.size = d.s.requested = 1 * GiB;
+	auto first = s.notice(&d, t0);
+	auto m = parseBrokerMessage(first);
+	ASSERT_TRUE(m) << first;
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Size);
+	EXPECT_EQ(m->notice.state.size, 1 * GiB);
+	EXPECT_EQ(m->notice.state.max, 4 * GiB) << "the range the host allows, as in a reply";
+	EXPECT_EQ(s.notice(&d, t0), "") << "unchanged: nothing to tell";
+	// The broker waits for the gap, then tells the latest state once.
+	EXPECT_EQ(s.nextNoticeAt(), t0 + VmSession::noticeGap);
+	d.s.size = 1 * GiB + 2 * MiB;
+	d.s.size = 1 * GiB + 4 * MiB;
+	m = parseBrokerMessage(s.notice(&d, s.nextNoticeAt()));
+	ASSERT_TRUE(m);
+	EXPECT_EQ(m->notice.state.size, 1 * GiB + 4 * MiB);
+	// A guest that reconnected is told again; QMP trouble tells nothing.
+	s.forget();
+	EXPECT_NE(s.notice(&d, t0 + 1s), "");
+	s.forget();
+	d.broken = true;
+	EXPECT_EQ(s.notice(&d, t0 + 2s), "");
 }
 
 TEST(BrokerConfig, Parses)
