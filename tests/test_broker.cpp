@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: MIT
-// Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config.
+// Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config, and of the
+// guest plugin against a scripted broker.
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "protocol.h"
+#include "raw_backend.h"
+#include "temp_dir.h"
 
 using namespace vmrd;
 using namespace vmrd::vmem;
@@ -41,6 +49,74 @@ VmConfig vm(uint64_t min = 0, uint64_t max = 4 * GiB)
 }
 
 const auto t0 = VmSession::Clock::time_point(std::chrono::hours(1));
+
+// The host end of the guest plugin's channel: the plugin opens the slave of a
+// raw pty as its virtio-serial port, and the test plays the broker on the
+// master.  What the test sends is buffered, so a whole exchange can be
+// scripted before the call that reads it: request ids count from 1.
+class ScriptedBroker
+{
+public:
+	ScriptedBroker()
+	{
+		master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master_ < 0 || ::grantpt(master_) != 0 || ::unlockpt(master_) != 0)
+			return;
+		port_ = ::ptsname(master_);
+		termios t{};
+		::tcgetattr(master_, &t);
+		::cfmakeraw(&t); // no echo, no line editing: bytes pass as they are
+		::tcsetattr(master_, TCSANOW, &t);
+		::fcntl(master_, F_SETFL, O_NONBLOCK);
+	}
+	~ScriptedBroker()
+	{
+		if (master_ >= 0)
+			::close(master_);
+	}
+	ScriptedBroker(const ScriptedBroker &) = delete;
+	ScriptedBroker &operator=(const ScriptedBroker &) = delete;
+
+	const std::string &port() const { return port_; }
+	void send(const std::string &text)
+	{
+		ASSERT_EQ(::write(master_, text.data(), text.size()), ssize_t(text.size()));
+	}
+	void reply(uint64_t id, const DeviceState &s) { send(formatReply(Reply{id, true, s, "", ""})); }
+	void notice(const DeviceState &s) { send(formatSizeNotice(SizeNotice{s})); }
+	// The lines the plugin sent since the last call.
+	std::vector<std::string> received()
+	{
+		char buf[4096];
+		for (ssize_t n; (n = ::read(master_, buf, sizeof(buf))) > 0;)
+			pending_.append(buf, size_t(n));
+		std::vector<std::string> lines;
+		for (size_t nl; (nl = pending_.find('\n')) != std::string::npos; pending_.erase(0, nl + 1))
+			lines.push_back(pending_.substr(0, nl));
+		return lines;
+	}
+
+private:
+	int master_ = -1;
+	std::string port_;
+	std::string pending_;
+};
+
+// A guest's /proc with only meminfo, whose MemTotal the test sets.
+class FakeProc
+{
+public:
+	explicit FakeProc(uint64_t memTotal) { set(memTotal); }
+	void set(uint64_t memTotal)
+	{
+		std::ofstream(dir_.path() + "/meminfo") << "MemTotal: " << memTotal / 1024 << " kB\nMemFree: 0 kB\n"
+		                                        << "MemAvailable: 0 kB\n";
+	}
+	const std::string &path() const { return dir_.path(); }
+
+private:
+	TempDir dir_;
+};
 
 } // namespace
 
@@ -276,6 +352,100 @@ TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
 	s.forget();
 	d.broken = true;
 	EXPECT_EQ(s.notice(&d, t0 + 2s), "");
+}
+
+TEST(GuestPlugin, SizeNoticesReachTheStateWithoutARoundTrip)
+{
+	ScriptedBroker host;
+	ASSERT_FALSE(host.port().empty()) << "no pty";
+	FakeProc proc(1 * GiB);
+	DeviceState dev{2 * MiB, 0, 4 * GiB, 0, 0};
+	host.reply(1, dev); // the hello of create()
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem", {{"port", host.port()}, {"reply_timeout", "2s"}},
+	                   proc.path());
+	ASSERT_TRUE(b) << b.error();
+	ASSERT_EQ(host.received().size(), 1u);
+	const int fd = b.eventFd();
+	ASSERT_GE(fd, 0) << strerror(-fd);
+	EXPECT_FALSE(test::readable(fd, 0));
+
+	auto st = b.state();
+	EXPECT_EQ(b.lastCode(), 0);
+	EXPECT_TRUE(st.flags & VMRD_BACKEND_CONNECTED);
+	EXPECT_EQ(st.max_bytes, 4 * GiB);
+	EXPECT_TRUE(host.received().empty()) << "get_state asked the broker although it knew the state";
+
+	// The host resized the device.
+	dev.size = dev.requested = 768 * MiB;
+	host.notice(dev);
+	ASSERT_TRUE(test::readable(fd, 2000)) << "a notice did not make the event fd readable";
+	EXPECT_EQ(b.ack(), 0);
+	EXPECT_FALSE(test::readable(fd, 0)) << "ack_event left the event fd readable";
+	st = b.state();
+	EXPECT_EQ(st.plugged_bytes, 768 * MiB);
+	EXPECT_TRUE(st.flags & VMRD_BACKEND_CONNECTED);
+	EXPECT_TRUE(host.received().empty());
+}
+
+TEST(GuestPlugin, NoticesBetweenARequestAndItsReplyDoNotConfuseIt)
+{
+	ScriptedBroker host;
+	ASSERT_FALSE(host.port().empty()) << "no pty";
+	FakeProc proc(1 * GiB); // nothing plugged yet: the guest's own 1 GiB
+	DeviceState dev{2 * MiB, 0, 4 * GiB, 0, 0};
+	host.reply(1, dev);
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem",
+	                   {{"port", host.port()}, {"reply_timeout", "2s"}, {"plug_timeout", "5s"}}, proc.path());
+	ASSERT_TRUE(b) << b.error();
+	host.received();
+
+	// A plug of 256 MiB asks hello (2), resize (3), hello (4).  Around each
+	// reply: notices, a late reply to some other request, an oversized line.
+	proc.set(1 * GiB + 256 * MiB); // the memory shows at once
+	DeviceState other = dev;
+	other.requested = 128 * MiB;
+	host.notice(other);
+	host.reply(99, DeviceState{2 * MiB, 0, 4 * GiB, 2 * GiB, 2 * GiB});
+	host.send(std::string(3000, 'x') + "\n");
+	host.reply(2, dev);
+	host.notice(other);
+	DeviceState granted = dev;
+	granted.requested = 256 * MiB;
+	host.reply(3, granted);
+	DeviceState done = granted;
+	done.size = 256 * MiB;
+	host.notice(done);
+	host.reply(4, done);
+
+	uint64_t plugged = 0;
+	char msg[256] = "";
+	EXPECT_EQ(b.ops().plug(b.object(), 256 * MiB, &plugged, msg, sizeof(msg)), 0) << msg;
+	EXPECT_EQ(plugged, 256 * MiB);
+	auto sent = host.received();
+	ASSERT_EQ(sent.size(), 3u);
+	EXPECT_NE(sent[0].find("\"id\":2"), std::string::npos) << sent[0];
+	EXPECT_NE(sent[1].find("\"target\":268435456"), std::string::npos) << sent[1];
+	EXPECT_NE(sent[2].find("\"id\":4"), std::string::npos) << sent[2];
+	EXPECT_EQ(b.state().plugged_bytes, 256 * MiB);
+	EXPECT_TRUE(host.received().empty());
+}
+
+TEST(GuestPlugin, AHungUpChannelStopsWakingVmrd)
+{
+	auto host = std::make_unique<ScriptedBroker>();
+	ASSERT_FALSE(host->port().empty()) << "no pty";
+	FakeProc proc(1 * GiB);
+	host->reply(1, DeviceState{2 * MiB, 0, 4 * GiB, 0, 0});
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem", {{"port", host->port()}, {"reply_timeout", "200ms"}},
+	                   proc.path());
+	ASSERT_TRUE(b) << b.error();
+	const int fd = b.eventFd();
+	host.reset(); // the host end goes away: the port hangs up
+	ASSERT_TRUE(test::readable(fd, 2000));
+	EXPECT_EQ(b.ack(), 0);
+	EXPECT_FALSE(test::readable(fd, 0)) << "a hung-up channel would wake vmrd in a loop";
+	auto st = b.state();
+	EXPECT_FALSE(st.flags & VMRD_BACKEND_CONNECTED);
 }
 
 TEST(BrokerConfig, Parses)
