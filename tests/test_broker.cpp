@@ -1,9 +1,17 @@
 // SPDX-License-Identifier: MIT
-// Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config.
+// Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config, and of the
+// guest plugin against a scripted broker.
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "protocol.h"
+#include "raw_backend.h"
+#include "temp_dir.h"
 
 using namespace vmrd;
 using namespace vmrd::vmem;
@@ -41,6 +49,74 @@ VmConfig vm(uint64_t min = 0, uint64_t max = 4 * GiB)
 }
 
 const auto t0 = VmSession::Clock::time_point(std::chrono::hours(1));
+
+// The host end of the guest plugin's channel: the plugin opens the slave of a
+// raw pty as its virtio-serial port, and the test plays the broker on the
+// master.  What the test sends is buffered, so a whole exchange can be
+// scripted before the call that reads it: request ids count from 1.
+class ScriptedBroker
+{
+public:
+	ScriptedBroker()
+	{
+		master_ = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master_ < 0 || ::grantpt(master_) != 0 || ::unlockpt(master_) != 0)
+			return;
+		port_ = ::ptsname(master_);
+		termios t{};
+		::tcgetattr(master_, &t);
+		::cfmakeraw(&t); // no echo, no line editing: bytes pass as they are
+		::tcsetattr(master_, TCSANOW, &t);
+		::fcntl(master_, F_SETFL, O_NONBLOCK);
+	}
+	~ScriptedBroker()
+	{
+		if (master_ >= 0)
+			::close(master_);
+	}
+	ScriptedBroker(const ScriptedBroker &) = delete;
+	ScriptedBroker &operator=(const ScriptedBroker &) = delete;
+
+	const std::string &port() const { return port_; }
+	void send(const std::string &text)
+	{
+		ASSERT_EQ(::write(master_, text.data(), text.size()), ssize_t(text.size()));
+	}
+	void reply(uint64_t id, const DeviceState &s) { send(formatReply(Reply{id, true, s, "", ""})); }
+	void notice(const DeviceState &s) { send(formatSizeNotice(SizeNotice{s})); }
+	// The lines the plugin sent since the last call.
+	std::vector<std::string> received()
+	{
+		char buf[4096];
+		for (ssize_t n; (n = ::read(master_, buf, sizeof(buf))) > 0;)
+			pending_.append(buf, size_t(n));
+		std::vector<std::string> lines;
+		for (size_t nl; (nl = pending_.find('\n')) != std::string::npos; pending_.erase(0, nl + 1))
+			lines.push_back(pending_.substr(0, nl));
+		return lines;
+	}
+
+private:
+	int master_ = -1;
+	std::string port_;
+	std::string pending_;
+};
+
+// A guest's /proc with only meminfo, whose MemTotal the test sets.
+class FakeProc
+{
+public:
+	explicit FakeProc(uint64_t memTotal) { set(memTotal); }
+	void set(uint64_t memTotal)
+	{
+		std::ofstream(dir_.path() + "/meminfo") << "MemTotal: " << memTotal / 1024 << " kB\nMemFree: 0 kB\n"
+		                                        << "MemAvailable: 0 kB\n";
+	}
+	const std::string &path() const { return dir_.path(); }
+
+private:
+	TempDir dir_;
+};
 
 } // namespace
 
@@ -109,6 +185,30 @@ TEST(Protocol, RepliesRoundTrip)
 	                      R"("max":0,"size":0,"requested":0,"error":5})");
 	ASSERT_FALSE(bad);
 	EXPECT_NE(bad.error().message.find("error must be a string"), std::string::npos) << bad.error().message;
+}
+
+TEST(Protocol, SizeNoticesRoundTrip)
+{
+	const DeviceState s{2 * MiB, 0, 4 * GiB, 512 * MiB, 1 * GiB};
+	const std::string line = formatSizeNotice(SizeNotice{s});
+	EXPECT_EQ(line.rfind("{", 0), 0u);
+	EXPECT_NE(line.find("\"type\":\"size\""), std::string::npos) << line;
+	EXPECT_EQ(line.find("\"id\""), std::string::npos) << "a notice answers nothing: " << line;
+	auto m = parseBrokerMessage(line);
+	ASSERT_TRUE(m) << m.error().message;
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Size);
+	EXPECT_EQ(m->notice.state.size, 512 * MiB);
+	EXPECT_EQ(m->notice.state.requested, 1 * GiB);
+	EXPECT_EQ(m->notice.state.max, 4 * GiB);
+	EXPECT_FALSE(parseReply(line)) << "a notice is not a reply";
+	m = parseBrokerMessage(formatReply(Reply{4, true, s, "", ""}));
+	ASSERT_TRUE(m);
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Reply);
+	EXPECT_EQ(m->reply.id, 4u);
+	auto bad = parseBrokerMessage(
+	        R"({"v":1,"type":"size","block_size":2097152,"min":0,"max":0,"size":-1,"requested":0})");
+	ASSERT_FALSE(bad);
+	EXPECT_EQ(bad.error().message.rfind("bad-notice: ", 0), 0u) << bad.error().message;
 }
 
 TEST(Protocol, LineReaderCutsLongLines)
@@ -221,6 +321,131 @@ TEST(Session, QmpTroubleIsAnErrorReply)
 	EXPECT_EQ(reply->error, "host-error");
 	reply = parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, nullptr, 0, 1, t0));
 	EXPECT_EQ(reply->error, "host-error");
+}
+
+TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
+{
+	VmSession s(vm(0, 4 * GiB), 1000);
+	FakeDevice d;
+	// What a reply told the guest is not told again.
+	ASSERT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0))->ok);
+	EXPECT_EQ(s.notice(&d, t0), "");
+	// The device grew behind the guest's back (someone else's qom-set).
+	d.s.size = d.s.requested = 1 * GiB;
+	auto first = s.notice(&d, t0);
+	auto m = parseBrokerMessage(first);
+	ASSERT_TRUE(m) << first;
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Size);
+	EXPECT_EQ(m->notice.state.size, 1 * GiB);
+	EXPECT_EQ(m->notice.state.max, 4 * GiB) << "the range the host allows, as in a reply";
+	EXPECT_EQ(s.notice(&d, t0), "") << "unchanged: nothing to tell";
+	// The broker waits for the gap, then tells the latest state once.
+	EXPECT_EQ(s.nextNoticeAt(), t0 + VmSession::noticeGap);
+	d.s.size = 1 * GiB + 2 * MiB;
+	d.s.size = 1 * GiB + 4 * MiB;
+	m = parseBrokerMessage(s.notice(&d, s.nextNoticeAt()));
+	ASSERT_TRUE(m);
+	EXPECT_EQ(m->notice.state.size, 1 * GiB + 4 * MiB);
+	// A guest that reconnected is told again; QMP trouble tells nothing.
+	s.forget();
+	EXPECT_NE(s.notice(&d, t0 + 1s), "");
+	s.forget();
+	d.broken = true;
+	EXPECT_EQ(s.notice(&d, t0 + 2s), "");
+}
+
+TEST(GuestPlugin, SizeNoticesReachTheStateWithoutARoundTrip)
+{
+	ScriptedBroker host;
+	ASSERT_FALSE(host.port().empty()) << "no pty";
+	FakeProc proc(1 * GiB);
+	DeviceState dev{2 * MiB, 0, 4 * GiB, 0, 0};
+	host.reply(1, dev); // the hello of create()
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem", {{"port", host.port()}, {"reply_timeout", "2s"}},
+	                   proc.path());
+	ASSERT_TRUE(b) << b.error();
+	ASSERT_EQ(host.received().size(), 1u);
+	const int fd = b.eventFd();
+	ASSERT_GE(fd, 0) << strerror(-fd);
+	EXPECT_FALSE(test::readable(fd, 0));
+
+	auto st = b.state();
+	EXPECT_EQ(b.lastCode(), 0);
+	EXPECT_TRUE(st.flags & VMRD_BACKEND_CONNECTED);
+	EXPECT_EQ(st.max_bytes, 4 * GiB);
+	EXPECT_TRUE(host.received().empty()) << "get_state asked the broker although it knew the state";
+
+	// The host resized the device.
+	dev.size = dev.requested = 768 * MiB;
+	host.notice(dev);
+	ASSERT_TRUE(test::readable(fd, 2000)) << "a notice did not make the event fd readable";
+	EXPECT_EQ(b.ack(), 0);
+	EXPECT_FALSE(test::readable(fd, 0)) << "ack_event left the event fd readable";
+	st = b.state();
+	EXPECT_EQ(st.plugged_bytes, 768 * MiB);
+	EXPECT_TRUE(st.flags & VMRD_BACKEND_CONNECTED);
+	EXPECT_TRUE(host.received().empty());
+}
+
+TEST(GuestPlugin, NoticesBetweenARequestAndItsReplyDoNotConfuseIt)
+{
+	ScriptedBroker host;
+	ASSERT_FALSE(host.port().empty()) << "no pty";
+	FakeProc proc(1 * GiB); // nothing plugged yet: the guest's own 1 GiB
+	DeviceState dev{2 * MiB, 0, 4 * GiB, 0, 0};
+	host.reply(1, dev);
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem",
+	                   {{"port", host.port()}, {"reply_timeout", "2s"}, {"plug_timeout", "5s"}}, proc.path());
+	ASSERT_TRUE(b) << b.error();
+	host.received();
+
+	// A plug of 256 MiB asks hello (2), resize (3), hello (4).  Around each
+	// reply: notices, a late reply to some other request, an oversized line.
+	proc.set(1 * GiB + 256 * MiB); // the memory shows at once
+	DeviceState other = dev;
+	other.requested = 128 * MiB;
+	host.notice(other);
+	host.reply(99, DeviceState{2 * MiB, 0, 4 * GiB, 2 * GiB, 2 * GiB});
+	host.send(std::string(3000, 'x') + "\n");
+	host.reply(2, dev);
+	host.notice(other);
+	DeviceState granted = dev;
+	granted.requested = 256 * MiB;
+	host.reply(3, granted);
+	DeviceState done = granted;
+	done.size = 256 * MiB;
+	host.notice(done);
+	host.reply(4, done);
+
+	uint64_t plugged = 0;
+	char msg[256] = "";
+	EXPECT_EQ(b.ops().plug(b.object(), 256 * MiB, &plugged, msg, sizeof(msg)), 0) << msg;
+	EXPECT_EQ(plugged, 256 * MiB);
+	auto sent = host.received();
+	ASSERT_EQ(sent.size(), 3u);
+	EXPECT_NE(sent[0].find("\"id\":2"), std::string::npos) << sent[0];
+	EXPECT_NE(sent[1].find("\"target\":268435456"), std::string::npos) << sent[1];
+	EXPECT_NE(sent[2].find("\"id\":4"), std::string::npos) << sent[2];
+	EXPECT_EQ(b.state().plugged_bytes, 256 * MiB);
+	EXPECT_TRUE(host.received().empty());
+}
+
+TEST(GuestPlugin, AHungUpChannelStopsWakingVmrd)
+{
+	auto host = std::make_unique<ScriptedBroker>();
+	ASSERT_FALSE(host->port().empty()) << "no pty";
+	FakeProc proc(1 * GiB);
+	host->reply(1, DeviceState{2 * MiB, 0, 4 * GiB, 0, 0});
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem", {{"port", host->port()}, {"reply_timeout", "200ms"}},
+	                   proc.path());
+	ASSERT_TRUE(b) << b.error();
+	const int fd = b.eventFd();
+	host.reset(); // the host end goes away: the port hangs up
+	ASSERT_TRUE(test::readable(fd, 2000));
+	EXPECT_EQ(b.ack(), 0);
+	EXPECT_FALSE(test::readable(fd, 0)) << "a hung-up channel would wake vmrd in a loop";
+	auto st = b.state();
+	EXPECT_FALSE(st.flags & VMRD_BACKEND_CONNECTED);
 }
 
 TEST(BrokerConfig, Parses)

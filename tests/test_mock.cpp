@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Tests of the mock backend, loaded through the ABI like any vendor plugin.
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <sstream>
 
 #include "plugin_loader.h"
+#include "raw_backend.h"
 #include "temp_dir.h"
 
 using namespace vmrd;
@@ -148,4 +151,58 @@ TEST(Mock, TracesEveryCall)
 	EXPECT_NE(lines[2].find("\"op\":\"release_all\",\"bytes\":0,\"ret\":0,\"done\":4194304,\"plugged\":0"),
 	          std::string::npos)
 	        << lines[2];
+}
+
+TEST(Mock, EventsSayTheStateFileChanged)
+{
+	TempDir dir;
+	const std::string state = dir.path() + "/device";
+	test::RawBackend b(MOCK_PLUGIN_DIR, "mock",
+	                   {{"max", "1G"}, {"initial", "128M"}, {"state_file", state}, {"events", "true"}});
+	ASSERT_TRUE(b) << b.error();
+	const int fd = b.eventFd();
+	ASSERT_GE(fd, 0) << strerror(-fd);
+	EXPECT_FALSE(test::readable(fd, 0)) << "nothing changed yet";
+
+	// A change vmrd asked for is no event.
+	uint64_t done = 0;
+	char msg[256] = "";
+	ASSERT_EQ(b.ops().plug(b.object(), 64 * MiB, &done, msg, sizeof(msg)), 0) << msg;
+	EXPECT_FALSE(test::readable(fd, 0)) << "the mock's own write raised an event";
+
+	// Resized behind vmrd's back, as tests/test_faults.cpp does it: in place.
+	std::ofstream(state) << 512 * MiB << "\n";
+	EXPECT_TRUE(test::readable(fd, 1000));
+	EXPECT_EQ(b.ack(), 0);
+	EXPECT_FALSE(test::readable(fd, 0)) << "ack_event left the fd readable";
+	EXPECT_EQ(b.state().plugged_bytes, 512 * MiB);
+
+	// And replaced atomically, as the mock itself writes it.
+	std::ofstream(state + ".new") << 256 * MiB << "\n";
+	std::filesystem::rename(state + ".new", state);
+	EXPECT_TRUE(test::readable(fd, 1000));
+	EXPECT_EQ(b.ack(), 0);
+	EXPECT_FALSE(test::readable(fd, 0));
+	EXPECT_EQ(b.state().plugged_bytes, 256 * MiB);
+}
+
+TEST(Mock, NoEventFdWithoutTheOption)
+{
+	TempDir dir;
+	test::RawBackend b(MOCK_PLUGIN_DIR, "mock", {{"state_file", dir.path() + "/device"}});
+	ASSERT_TRUE(b) << b.error();
+	EXPECT_EQ(b.eventFd(), -EOPNOTSUPP);
+	test::RawBackend off(MOCK_PLUGIN_DIR, "mock", {{"state_file", dir.path() + "/d2"}, {"events", "false"}});
+	ASSERT_TRUE(off) << off.error();
+	EXPECT_EQ(off.eventFd(), -EOPNOTSUPP);
+}
+
+TEST(Mock, EventsNeedAStateFile)
+{
+	test::RawBackend b(MOCK_PLUGIN_DIR, "mock", {{"events", "true"}});
+	EXPECT_FALSE(b);
+	EXPECT_EQ(b.code(), -EINVAL);
+	EXPECT_NE(b.error().find("events needs state_file"), std::string::npos) << b.error();
+	test::RawBackend bad(MOCK_PLUGIN_DIR, "mock", {{"events", "yes"}});
+	EXPECT_NE(bad.error().find("bad value 'yes' for option 'events'"), std::string::npos) << bad.error();
 }

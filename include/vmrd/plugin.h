@@ -179,12 +179,18 @@ struct vmrd_backend_ops {
 	 * Optional (NULL if absent).  Store in *fd a file descriptor, owned by
 	 * the backend, that becomes readable (EPOLLIN) when the plugged size
 	 * changes without vmrd asking (the host resized, the kernel plugged on
-	 * its own).  vmrd then calls get_state() and, if set, ack_event().
-	 * Called from the main thread after create().
+	 * its own).  vmrd calls it once, from the main thread after create(),
+	 * and watches the fd; when it is readable vmrd calls ack_event() (if
+	 * set), then get_state(), on the worker thread, then watches again.
+	 * The fd may also turn readable when nothing changed: get_state() is
+	 * what counts.  A backend that has no events for this configuration
+	 * returns -EOPNOTSUPP.
 	 */
 	int (*get_event_fd)(struct vmrd_backend *backend, int *fd, char *msg, uint32_t msg_size);
 
-	/* Optional.  Consume the readiness of the event fd.  Worker thread. */
+	/* Optional.  Consume the readiness of the event fd without blocking:
+	 * afterwards the fd is not readable until something new happens.
+	 * Worker thread. */
 	int (*ack_event)(struct vmrd_backend *backend, char *msg, uint32_t msg_size);
 };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@ struct vmrd_backend {
 	uint64_t hang_ms;        /* ... for this long */
 	uint64_t crash_call;     /* this call number aborts the process */
 	char *state_file;        /* `plugged` lives here, or NULL: see load_state */
+	int events;              /* option `events`: raise an event when state_file changes */
+	int event_fd;            /* inotify on state_file's directory, or -1 */
 	FILE *trace;             /* JSON lines of every call, or NULL */
 };
 
@@ -165,6 +168,12 @@ static int apply_option(struct vmrd_backend *b, const char *key, const char *val
 		b->state_file = strdup(value);
 		return b->state_file ? 0 : -ENOMEM;
 	}
+	if (strcmp(key, "events") == 0) {
+		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+			return -EINVAL;
+		b->events = strcmp(value, "true") == 0;
+		return 0;
+	}
 	if (strcmp(key, "trace") == 0) {
 		if (b->trace)
 			fclose(b->trace);
@@ -287,6 +296,44 @@ static int save_state(struct vmrd_backend *b)
 	return 0;
 }
 
+/* With `events`, an inotify fd tells vmrd that state_file changed.  It
+ * watches the directory, not the file: the mock replaces the file by a
+ * rename, which would leave a watch on the file behind on the old inode.  So
+ * any file written or renamed into that directory makes the fd readable, and
+ * vmrd then reads the state once more than needed: harmless. */
+static int watch_state_file(struct vmrd_backend *b, char *msg, uint32_t msg_size)
+{
+	char dir[4096];
+	const char *slash = strrchr(b->state_file, '/');
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == b->state_file)
+		snprintf(dir, sizeof(dir), "/");
+	else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - b->state_file), b->state_file) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	b->event_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (b->event_fd < 0 || inotify_add_watch(b->event_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+		int err = errno;
+
+		set_msg(msg, msg_size, "events: cannot watch %s: %s", dir, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* Reads every pending inotify event: what changed is read from the file,
+ * so the events themselves do not matter. */
+static void drain_events(struct vmrd_backend *b)
+{
+	char buf[4096];
+
+	if (b->event_fd < 0)
+		return;
+	while (read(b->event_fd, buf, sizeof(buf)) > 0)
+		;
+}
+
 static int check_request(const struct vmrd_backend *b, uint64_t bytes, char *msg, uint32_t msg_size)
 {
 	if (bytes == 0 || bytes % b->block_size) {
@@ -319,6 +366,7 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 	b->fail_errno = EIO;
 	b->rng = 1;
 	b->grant_percent = 100;
+	b->event_fd = -1;
 
 	for (i = 0; i < n_options; i++) {
 		ret = apply_option(b, options[i].key, options[i].value);
@@ -326,7 +374,7 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 			set_msg(msg, msg_size,
 			        "unknown option '%s' (known: block_size, min, max, initial, fail_call, "
 			        "fail_errno, fail_probability, seed, grant_percent, latency_ms, hang_call, "
-			        "hang_ms, crash_call, state_file, trace)",
+			        "hang_ms, crash_call, state_file, events, trace)",
 			        options[i].key);
 			ret = -EINVAL;
 		} else if (ret) {
@@ -351,6 +399,10 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 		        b->min_bytes, b->plugged, b->max_bytes);
 		goto fail;
 	}
+	if (b->events && !b->state_file) {
+		set_msg(msg, msg_size, "events needs state_file: the events say that file changed");
+		goto fail;
+	}
 	if (b->state_file && access(b->state_file, F_OK) == 0) {
 		ret = load_state(b, msg, msg_size);
 		if (ret)
@@ -359,6 +411,8 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 		set_msg(msg, msg_size, "state_file %s: cannot write: %s", b->state_file, strerror(-ret));
 		goto fail;
 	}
+	if (b->events && (ret = watch_state_file(b, msg, msg_size)) != 0)
+		goto fail;
 	host_log(b, VMRD_LOG_INFO, "mock device: block %" PRIu64 " bytes, %" PRIu64 " of %" PRIu64 " bytes plugged%s%s",
 	         b->block_size, b->plugged, b->max_bytes, b->state_file ? ", state in " : "",
 	         b->state_file ? b->state_file : "");
@@ -371,6 +425,8 @@ fail:
 
 static void mock_destroy(struct vmrd_backend *b)
 {
+	if (b->event_fd >= 0)
+		close(b->event_fd);
 	if (b->trace)
 		fclose(b->trace);
 	free(b->state_file);
@@ -410,10 +466,13 @@ static int start_call(struct vmrd_backend *b, const char *op, uint64_t bytes, ch
 	return ret;
 }
 
-/* Books a change; a device whose state cannot be written says so. */
+/* Books a change; a device whose state cannot be written says so.  A change
+ * vmrd asked for is no event: the events this write raised are dropped. */
 static int finish_call(struct vmrd_backend *b, char *msg, uint32_t msg_size)
 {
 	int ret = save_state(b);
+
+	drain_events(b);
 
 	if (ret)
 		set_msg(msg, msg_size, "state_file %s: cannot write: %s", b->state_file, strerror(-ret));
@@ -486,6 +545,26 @@ static int mock_release_all(struct vmrd_backend *b, uint64_t *released, char *ms
 	return ret;
 }
 
+/* Present in the ops table so that vendors see where it goes; without the
+ * `events` option the device has no events to give. */
+static int mock_get_event_fd(struct vmrd_backend *b, int *fd, char *msg, uint32_t msg_size)
+{
+	if (b->event_fd < 0) {
+		set_msg(msg, msg_size, "no events without the option events: true");
+		return -EOPNOTSUPP;
+	}
+	*fd = b->event_fd;
+	return 0;
+}
+
+static int mock_ack_event(struct vmrd_backend *b, char *msg, uint32_t msg_size)
+{
+	(void)msg;
+	(void)msg_size;
+	drain_events(b);
+	return 0;
+}
+
 static const struct vmrd_backend_ops mock_ops = {
         .struct_size = sizeof(struct vmrd_backend_ops),
         .create = mock_create,
@@ -494,6 +573,8 @@ static const struct vmrd_backend_ops mock_ops = {
         .plug = mock_plug,
         .unplug = mock_unplug,
         .release_all = mock_release_all,
+        .get_event_fd = mock_get_event_fd,
+        .ack_event = mock_ack_event,
 };
 
 static const struct vmrd_plugin_info mock_info = {

@@ -202,7 +202,33 @@ std::string VmSession::handle(const std::string &line, bool tooLong, Device *dev
 	}
 	requested_ = st->requested;
 	reply.state = *st;
+	told_ = *st;
 	return formatReply(reply);
+}
+
+namespace {
+bool sameState(const DeviceState &a, const DeviceState &b)
+{
+	return a.blockSize == b.blockSize && a.min == b.min && a.max == b.max && a.size == b.size &&
+	       a.requested == b.requested;
+}
+} // namespace
+
+std::string VmSession::notice(Device *device, Clock::time_point now)
+{
+	auto st = device->state();
+	if (!st)
+		return "";
+	st->min = config_.min;
+	st->max = config_.max;
+	if (told_ && sameState(*told_, *st))
+		return "";
+	logInfo("vm " + config_.name + ": telling the guest: plugged " + formatSize(st->size) + ", requested " +
+	        formatSize(st->requested));
+	requested_ = st->requested;
+	told_ = *st;
+	lastNotice_ = now;
+	return formatSizeNotice(SizeNotice{*st});
 }
 
 namespace {
@@ -238,6 +264,7 @@ struct Vm {
 	int channel = -1;
 	LineReader reader;
 	bool warnedQmp = false, warnedChannel = false;
+	bool noticeDue = false; // the device may have changed: tell the guest when the gap allows
 };
 
 int connectUnix(const std::string &path)
@@ -306,6 +333,7 @@ int runBroker(const BrokerConfig &config)
 				if (auto s = vm.qmp.connect(c.qmp, qmpTimeout); s) {
 					logInfo("vm " + c.name + ": QMP connected on " + c.qmp);
 					vm.warnedQmp = false;
+					vm.noticeDue = true; // QEMU may have restarted with another size
 					watch(vm.qmp.fd(), 3 + 2 * i);
 				} else if (!vm.warnedQmp) {
 					logWarning("vm " + c.name + ": " + s.error().message +
@@ -319,6 +347,8 @@ int runBroker(const BrokerConfig &config)
 					logInfo("vm " + c.name + ": guest channel connected on " + c.channel);
 					vm.warnedChannel = false;
 					vm.reader.clear();
+					vm.session->forget();
+					vm.noticeDue = true;
 					watch(vm.channel, 2 + 2 * i);
 				} else if (!vm.warnedChannel) {
 					logWarning("vm " + c.name + ": guest channel " + c.channel + ": " +
@@ -374,9 +404,44 @@ int runBroker(const BrokerConfig &config)
 	reconnect();
 	notifySystemd("READY=1");
 	notifyStatus();
+	// Reads QEMU's events: a size change is to be told to the guest.
+	auto followQmp = [&](Vm &vm) {
+		const VmConfig &c = vm.session->config();
+		if (!vm.qmp.drain())
+			logWarning("vm " + c.name + ": QEMU closed QMP (stopped or restarted?); reconnecting");
+		vm.noticeDue |= vm.qmp.takeSizeChange(c.device);
+	};
+	// Sends the size notices that are due and allowed by the gap; returns
+	// the epoll timeout until the next one that waits for its gap.
+	auto sendNotices = [&]() {
+		int timeout = -1;
+		const auto now = VmSession::Clock::now();
+		for (auto &vm : vms) {
+			if (!vm.noticeDue || vm.channel < 0 || !vm.qmp.connected())
+				continue;
+			if (now < vm.session->nextNoticeAt()) {
+				auto wait =
+				        std::chrono::ceil<std::chrono::milliseconds>(vm.session->nextNoticeAt() - now);
+				timeout = timeout < 0 ? static_cast<int>(wait.count())
+				                      : std::min(timeout, static_cast<int>(wait.count()));
+				continue;
+			}
+			vm.noticeDue = false;
+			QmpDevice device(vm.qmp, vm.session->config().device);
+			const std::string line = vm.session->notice(&device, now);
+			if (!line.empty() &&
+			    ::send(vm.channel, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+				logWarning("vm " + vm.session->config().name +
+				           ": size notice not delivered: " + std::strerror(errno));
+				vm.session->forget();
+			}
+		}
+		return timeout;
+	};
+
 	for (;;) {
 		epoll_event events[16];
-		int n = ::epoll_wait(ep, events, 16, -1);
+		int n = ::epoll_wait(ep, events, 16, sendNotices());
 		if (n < 0 && errno == EINTR)
 			continue;
 		for (int e = 0; e < n; e++) {
@@ -404,9 +469,7 @@ int runBroker(const BrokerConfig &config)
 			Vm &vm = vms[(tag - 2) / 2];
 			const VmConfig &c = vm.session->config();
 			if ((tag - 2) % 2 == 1) {
-				if (!vm.qmp.drain())
-					logWarning("vm " + c.name +
-					           ": QEMU closed QMP (stopped or restarted?); reconnecting");
+				followQmp(vm);
 				continue;
 			}
 			char buf[4096];
@@ -429,6 +492,9 @@ int runBroker(const BrokerConfig &config)
 				if (::send(vm.channel, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 					logWarning("vm " + c.name + ": reply not delivered: " + std::strerror(errno));
 			}
+			// Events QEMU sent while the broker waited for its answers.
+			if (vm.qmp.connected())
+				followQmp(vm);
 		}
 	}
 }

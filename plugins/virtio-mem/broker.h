@@ -75,6 +75,15 @@ public:
 	// malformed or rate-limited request.
 	std::string handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
 	                   Clock::time_point now);
+	// Size notices (see protocol.h), coalesced to at most one per noticeGap.
+	static constexpr std::chrono::milliseconds noticeGap{250};
+	Clock::time_point nextNoticeAt() const { return lastNotice_ + noticeGap; }
+	// The notice line when the device's state differs from what the guest was
+	// last told by a reply or a notice, else "" (also when QMP fails: the
+	// reconnect asks again).  The caller waits for nextNoticeAt() first.
+	std::string notice(Device *device, Clock::time_point now);
+	// The guest was told nothing yet (its channel reconnected, a notice was lost).
+	void forget() { told_.reset(); }
 	// When this VM last asked to grow.
 	std::optional<Clock::time_point> lastGrowRequest() const { return lastGrow_; }
 	// The requested-size the broker set last (for the budget).
@@ -89,6 +98,8 @@ private:
 	Clock::time_point refill_;
 	std::optional<Clock::time_point> lastGrow_;
 	uint64_t requested_ = 0;
+	std::optional<DeviceState> told_;
+	Clock::time_point lastNotice_{};
 };
 
 // Serves every VM of the config with one epoll loop until SIGTERM/SIGINT.

@@ -73,18 +73,39 @@ std::string formatRequest(const Request &r)
 	return j.dump() + "\n";
 }
 
-Result<Reply> parseReply(std::string_view line)
+namespace {
+
+// The device state members that replies and size notices share.
+bool deviceState(const json &j, DeviceState &s)
+{
+	return number(j, "block_size", maxSize, s.blockSize) && number(j, "min", maxSize, s.min) &&
+	       number(j, "max", maxSize, s.max) && number(j, "size", maxSize, s.size) &&
+	       number(j, "requested", maxSize, s.requested);
+}
+
+json stateMembers(const char *type, const DeviceState &s)
+{
+	return json{{"v", protocolVersion}, {"type", type},   {"block_size", s.blockSize}, {"min", s.min},
+	            {"max", s.max},         {"size", s.size}, {"requested", s.requested}};
+}
+
+} // namespace
+
+Result<BrokerMessage> parseBrokerMessage(std::string_view line)
 {
 	auto j = object(line);
 	if (!j)
 		return j.error();
-	Reply r;
-	DeviceState &s = r.state;
+	BrokerMessage m;
 	auto type = j->find("type");
-	if (type == j->end() || *type != "reply" || !number(*j, "id", maxId, r.id) ||
-	    !number(*j, "block_size", maxSize, s.blockSize) || !number(*j, "min", maxSize, s.min) ||
-	    !number(*j, "max", maxSize, s.max) || !number(*j, "size", maxSize, s.size) ||
-	    !number(*j, "requested", maxSize, s.requested))
+	if (type != j->end() && *type == "size") {
+		m.kind = BrokerMessage::Kind::Size;
+		if (!deviceState(*j, m.notice.state))
+			return fail("bad-notice", "missing or malformed members");
+		return m;
+	}
+	Reply &r = m.reply;
+	if (type == j->end() || *type != "reply" || !number(*j, "id", maxId, r.id) || !deviceState(*j, r.state))
 		return fail("bad-reply", "missing or malformed members");
 	auto ok = j->find("ok");
 	if (ok == j->end() || !ok->is_boolean())
@@ -93,23 +114,37 @@ Result<Reply> parseReply(std::string_view line)
 	if (!r.ok) {
 		// Strings or absent: json::value() would throw on any other type.
 		for (auto [key, out] : {std::pair{"error", &r.error}, std::pair{"message", &r.message}}) {
-			auto m = j->find(key);
-			if (m == j->end())
+			auto member = j->find(key);
+			if (member == j->end())
 				continue;
-			if (!m->is_string())
+			if (!member->is_string())
 				return fail("bad-reply", std::string(key) + " must be a string");
-			*out = m->get<std::string>();
+			*out = member->get<std::string>();
 		}
 	}
-	return r;
+	return m;
+}
+
+Result<Reply> parseReply(std::string_view line)
+{
+	auto m = parseBrokerMessage(line);
+	if (!m)
+		return m.error();
+	if (m->kind != BrokerMessage::Kind::Reply)
+		return fail("bad-reply", "not a reply");
+	return m->reply;
+}
+
+std::string formatSizeNotice(const SizeNotice &n)
+{
+	return stateMembers("size", n.state).dump() + "\n";
 }
 
 std::string formatReply(const Reply &r)
 {
-	const DeviceState &s = r.state;
-	json j{{"v", protocolVersion},      {"type", "reply"}, {"id", r.id},   {"ok", r.ok},
-	       {"block_size", s.blockSize}, {"min", s.min},    {"max", s.max}, {"size", s.size},
-	       {"requested", s.requested}};
+	json j = stateMembers("reply", r.state);
+	j["id"] = r.id;
+	j["ok"] = r.ok;
 	if (!r.ok) {
 		j["error"] = r.error;
 		j["message"] = r.message;

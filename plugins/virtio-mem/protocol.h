@@ -46,11 +46,30 @@ struct Reply {
 	std::string message; // for people
 };
 
+// Broker -> guest, unasked: the device's state changed without this guest
+// asking (QEMU reported a new size, someone else set requested-size, the
+// broker reconnected).  No id: it answers nothing, and it may arrive between
+// a request and its reply.
+//   {"v":1,"type":"size","block_size":...,"min":...,"max":...,"size":...,"requested":...}
+struct SizeNotice {
+	DeviceState state;
+};
+
+// What the guest reads from the broker: a reply or a size notice.
+struct BrokerMessage {
+	enum class Kind { Reply, Size };
+	Kind kind = Kind::Reply;
+	Reply reply;       // Kind::Reply
+	SizeNotice notice; // Kind::Size
+};
+
 // Parse and validate; an error's message starts with the error code and a colon.
 Result<Request> parseRequest(std::string_view line);
-Result<Reply> parseReply(std::string_view line);
-std::string formatRequest(const Request &r); // with the trailing newline
-std::string formatReply(const Reply &r);     // with the trailing newline
+Result<Reply> parseReply(std::string_view line); // a reply only
+Result<BrokerMessage> parseBrokerMessage(std::string_view line);
+std::string formatRequest(const Request &r);       // with the trailing newline
+std::string formatReply(const Reply &r);           // with the trailing newline
+std::string formatSizeNotice(const SizeNotice &n); // with the trailing newline
 
 // Splits a byte stream into lines of at most maxLine bytes.  A longer line is
 // dropped up to its newline and reported once as too long.

@@ -114,8 +114,31 @@ Result<json> Qmp::execute(const std::string &command, const json &arguments)
 			return Error{-EREMOTEIO,
 			             "QMP " + command + ": " + e.value("class", "Error") + ": " + e.value("desc", "")};
 		}
-		// An event: dropped.
+		noteEvent(*m);
 	}
+}
+
+void Qmp::noteEvent(const json &event)
+{
+	auto name = event.find("event");
+	if (name == event.end() || *name != "MEMORY_DEVICE_SIZE_CHANGE")
+		return;
+	auto data = event.find("data");
+	std::string id;
+	if (data != event.end() && data->is_object()) {
+		auto i = data->find("id");
+		if (i != data->end() && i->is_string())
+			id = i->get<std::string>();
+	}
+	sizeChanged_.insert(id);
+}
+
+bool Qmp::takeSizeChange(const std::string &device)
+{
+	const bool changed = sizeChanged_.erase(device) + sizeChanged_.erase("") > 0;
+	// Ids of other devices on this QEMU are no concern of this VM's broker.
+	sizeChanged_.clear();
+	return changed;
 }
 
 bool Qmp::drain()
@@ -124,20 +147,27 @@ bool Qmp::drain()
 		return false;
 	char buf[4096];
 	for (;;) {
-		ssize_t n = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n > 0) {
-			buffer_.append(buf, static_cast<size_t>(n));
-			// Only events arrive unasked; keep no more than a partial line.
-			size_t nl = buffer_.rfind('\n');
-			if (nl != std::string::npos)
-				buffer_.erase(0, nl + 1);
-			continue;
+		// Only events arrive unasked; a partial line stays for later.
+		size_t start = 0;
+		for (size_t nl; (nl = buffer_.find('\n', start)) != std::string::npos; start = nl + 1) {
+			json j = json::parse(buffer_.begin() + static_cast<std::ptrdiff_t>(start),
+			                     buffer_.begin() + static_cast<std::ptrdiff_t>(nl), nullptr, false);
+			if (j.is_object())
+				noteEvent(j);
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		buffer_.erase(0, start);
+		if (buffer_.size() > maxMessage)
+			break;
+		ssize_t n = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0)
+			buffer_.append(buf, static_cast<size_t>(n));
+		else if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return true;
-		close();
-		return false;
+		else
+			break;
 	}
+	close();
+	return false;
 }
 
 Result<uint64_t> Qmp::getSize(const std::string &device, const char *property)

@@ -79,6 +79,7 @@ public:
 	}
 
 	std::string describe() const override { return path_; }
+	int pollFd() const override { return fd_; }
 
 private:
 	Status ensureOpen()

@@ -20,6 +20,9 @@ public:
 	// -ENOTCONN on EOF (no broker), -ETIMEDOUT when nothing came.
 	virtual Result<std::string> receive(std::chrono::milliseconds timeout) = 0;
 	virtual std::string describe() const = 0;
+	// The fd that turns readable when bytes arrive, or -1 while closed: it
+	// changes when the transport reopens.
+	virtual int pollFd() const = 0;
 };
 
 // A virtio-serial port (/dev/virtio-ports/<name>).  With no host program on

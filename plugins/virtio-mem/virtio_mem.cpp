@@ -6,6 +6,11 @@
 // the host, which clamps it to the range the host allows and sets
 // requested-size through QMP; this side then waits until the device's size
 // has converged and the memory shows in MemTotal.
+//
+// The broker also tells this side, unasked, when the device changed (a size
+// notice, see protocol.h).  The event fd vmrd watches is an epoll fd of this
+// plugin's own holding the channel, because the channel's fd changes when the
+// port is reopened; get_state answers from what the broker said last.
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -13,7 +18,9 @@
 #include <optional>
 #include <fstream>
 #include <sstream>
+#include <sys/epoll.h>
 #include <thread>
+#include <unistd.h>
 
 #include <vmrd/plugin.h>
 
@@ -38,9 +45,16 @@ struct vmrd_backend {
 	std::unique_ptr<Transport> transport;
 	LineReader reader;
 	uint64_t nextId = 1;
-	bool connected = false;
-	DeviceState last;
+	bool connected = false;    // a reply came, and the channel has not failed since
+	DeviceState last;          // from the broker's latest reply or size notice
 	uint64_t memTotalBase = 0; // MemTotal with nothing plugged, learnt at the first hello
+	int eventFd = -1;          // epoll: holds the channel while connected (see setConnected)
+
+	~vmrd_backend()
+	{
+		if (eventFd >= 0)
+			::close(eventFd);
+	}
 };
 
 namespace {
@@ -65,31 +79,89 @@ std::optional<uint64_t> memTotal(vmrd_backend *b)
 	return m ? std::optional<uint64_t>(m->memTotal) : std::nullopt;
 }
 
+// The event fd holds the channel only while connected: a virtio-serial port
+// whose host end is closed polls as hung up forever, which would wake vmrd
+// in a loop.
+void setConnected(vmrd_backend *b, bool connected)
+{
+	const int fd = b->transport->pollFd();
+	if (fd >= 0 && connected) {
+		epoll_event ev{};
+		ev.events = EPOLLIN;
+		if (::epoll_ctl(b->eventFd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST)
+			log(b, VMRD_LOG_WARNING,
+			    std::string("cannot watch the broker channel: ") + std::strerror(errno) +
+			            "; size changes by the host are seen only at the next resize");
+	} else if (fd >= 0) {
+		::epoll_ctl(b->eventFd, EPOLL_CTL_DEL, fd, nullptr); // gone already if the port was closed
+	}
+	b->connected = connected;
+}
+
+// One line from the broker.  A size notice updates what this side knows and
+// may come at any time, also between a request and its reply; a reply is
+// returned for the caller to match by id.
+std::optional<Reply> takeLine(vmrd_backend *b, const LineReader::Line &line)
+{
+	if (line.tooLong) {
+		log(b, VMRD_LOG_WARNING,
+		    "ignoring a line from the broker longer than " + std::to_string(maxLine) + " bytes");
+		return std::nullopt;
+	}
+	auto m = parseBrokerMessage(line.text);
+	if (!m) {
+		log(b, VMRD_LOG_WARNING, "ignoring a malformed line from the broker: " + m.error().message);
+		return std::nullopt;
+	}
+	if (m->kind == BrokerMessage::Kind::Reply)
+		return m->reply;
+	if (m->notice.state.size != b->last.size)
+		log(b, VMRD_LOG_DEBUG,
+		    "the host broker says the device now has " + formatSize(m->notice.state.size) + " plugged (was " +
+		            formatSize(b->last.size) + ")");
+	b->last = m->notice.state;
+	return std::nullopt;
+}
+
+// Reads what the broker sent unasked, without waiting.  Bounded, so that a
+// chatty broker cannot hold the worker: what is left keeps the fd readable.
+void absorb(vmrd_backend *b)
+{
+	for (int i = 0; i < 16 && b->connected; i++) {
+		auto bytes = b->transport->receive(milliseconds(0));
+		if (!bytes) {
+			if (bytes.error().code != -ETIMEDOUT) {
+				log(b, VMRD_LOG_INFO,
+				    bytes.error().message + "; asking again when vmrd needs the state");
+				setConnected(b, false);
+			}
+			return;
+		}
+		b->reader.feed(*bytes);
+		while (auto line = b->reader.next())
+			takeLine(b, *line); // a reply here answers a request that timed out: dropped
+	}
+}
+
 // Sends one request and waits for its reply.  Replies to other ids (late
-// answers to requests that timed out) are dropped.
+// answers to requests that timed out) are dropped; size notices that come
+// meanwhile are taken in.
 Result<Reply> call(vmrd_backend *b, Request req)
 {
 	req.id = b->nextId++;
 	if (b->nextId > maxId)
 		b->nextId = 1;
 	if (auto s = b->transport->send(formatRequest(req), b->replyTimeout); !s) {
-		b->connected = false;
+		setConnected(b, false);
 		return s.error();
 	}
 	const auto end = std::chrono::steady_clock::now() + b->replyTimeout;
 	for (;;) {
 		while (auto line = b->reader.next()) {
-			if (line->tooLong)
+			auto reply = takeLine(b, *line);
+			if (!reply || reply->id != req.id)
 				continue;
-			auto reply = parseReply(line->text);
-			if (!reply) {
-				log(b, VMRD_LOG_WARNING,
-				    "ignoring a malformed line from the broker: " + reply.error().message);
-				continue;
-			}
-			if (reply->id != req.id)
-				continue;
-			b->connected = true;
+			setConnected(b, true);
 			b->last = reply->state;
 			return *reply;
 		}
@@ -100,7 +172,7 @@ Result<Reply> call(vmrd_backend *b, Request req)
 			                     formatDuration(std::chrono::duration_cast<Micros>(b->replyTimeout))};
 		auto bytes = b->transport->receive(left);
 		if (!bytes) {
-			b->connected = false;
+			setConnected(b, false);
 			return bytes.error();
 		}
 		b->reader.feed(*bytes);
@@ -224,6 +296,12 @@ int vmCreate(const vmrd_host *host, const vmrd_option *options, uint32_t n, vmrd
 				return r;
 			}
 		}
+		b->eventFd = ::epoll_create1(EPOLL_CLOEXEC);
+		if (b->eventFd < 0) {
+			const int err = errno;
+			setMessage(msg, msgSize, std::string("epoll_create1: ") + std::strerror(err));
+			return -err;
+		}
 		b->transport = openVirtioSerial(b->port);
 		// The broker may come later: a missing broker is not an error here.
 		if (auto h = hello(b.get()); !h && h.error().code == -ENODEV)
@@ -243,13 +321,19 @@ void vmDestroy(vmrd_backend *b)
 	delete b;
 }
 
+// No round trip while connected: the broker tells this side of every change
+// (replies and size notices), so the state is what it said last.  Only a
+// backend that has not heard from the broker, or lost it, asks.
 int vmGetState(vmrd_backend *b, vmrd_backend_state *st, char *msg, uint32_t msgSize)
 {
 	try {
-		auto h = hello(b);
-		if (!h && h.error().code == -ENODEV)
-			return fail(msg, msgSize, h.error());
-		st->flags = VMRD_BACKEND_HOTPLUG | (h ? VMRD_BACKEND_CONNECTED : 0);
+		absorb(b);
+		if (!b->connected) {
+			auto h = hello(b);
+			if (!h && h.error().code == -ENODEV)
+				return fail(msg, msgSize, h.error());
+		}
+		st->flags = VMRD_BACKEND_HOTPLUG | (b->connected ? VMRD_BACKEND_CONNECTED : 0);
 		// While the broker is away, report what it said last.
 		st->block_size = b->last.blockSize ? b->last.blockSize : 2u << 20;
 		st->min_bytes = b->last.min;
@@ -297,8 +381,35 @@ int vmUnplug(vmrd_backend *b, uint64_t bytes, uint64_t *done, char *msg, uint32_
 	return vmResize(b, false, bytes, done, msg, msgSize);
 }
 
+int vmGetEventFd(vmrd_backend *b, int *fd, char *, uint32_t)
+{
+	*fd = b->eventFd;
+	return 0;
+}
+
+// Takes in the size notices that arrived; get_state, which vmrd calls next,
+// answers from them.
+int vmAckEvent(vmrd_backend *b, char *msg, uint32_t msgSize)
+{
+	try {
+		absorb(b);
+		return 0;
+	} catch (const std::exception &e) {
+		return fail(msg, msgSize, Error{-EIO, e.what()});
+	}
+}
+
 const vmrd_backend_ops ops = {
-        sizeof(vmrd_backend_ops), 0, vmCreate, vmDestroy, vmGetState, vmPlug, vmUnplug, nullptr, nullptr, nullptr,
+        sizeof(vmrd_backend_ops),
+        0,
+        vmCreate,
+        vmDestroy,
+        vmGetState,
+        vmPlug,
+        vmUnplug,
+        nullptr,
+        vmGetEventFd,
+        vmAckEvent,
 };
 
 const vmrd_plugin_info info = {

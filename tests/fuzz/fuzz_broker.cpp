@@ -54,10 +54,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(parseReply(std::string_view(reply).substr(0, reply.size() - 1)));
 		t += std::chrono::milliseconds(1);
 	}
-	// The guest side of the protocol reads the broker's replies.
+	// The guest side of the protocol reads the broker's replies and size notices.
 	if (auto r = parseReply(bytes)) {
 		auto again = parseReply(formatReply(*r));
 		FUZZ_CHECK(again && again->id == r->id && again->ok == r->ok);
+	}
+	if (auto m = parseBrokerMessage(bytes); m && m->kind == BrokerMessage::Kind::Size) {
+		const std::string line = formatSizeNotice(m->notice);
+		FUZZ_CHECK(line.size() <= maxLine);
+		auto again = parseBrokerMessage(line);
+		FUZZ_CHECK(again && again->kind == BrokerMessage::Kind::Size &&
+		           again->notice.state.size == m->notice.state.size &&
+		           again->notice.state.requested == m->notice.state.requested);
+	}
+	// What the broker tells the guest unasked is one line its parser reads back.
+	{
+		const std::string n = session.notice(&device, t);
+		FUZZ_CHECK(n.empty() || (n.back() == '\n' && n.size() <= maxLine &&
+		                         parseBrokerMessage(std::string_view(n).substr(0, n.size() - 1))));
 	}
 	if (auto r = parseRequest(bytes)) {
 		auto again = parseRequest(formatRequest(*r));
