@@ -141,3 +141,20 @@ TEST(Replay, EmptyTraceHasNoDecisions)
 {
 	EXPECT_TRUE(replay(PolicyParams{}, Limits{}, {}).decisions.empty());
 }
+
+// The check that the guest traces replay to the daemon's decisions can
+// fail: the same log with another config does not match it.
+TEST(Replay, ARecordedGuestLogMatchesOnlyTheConfigItRanWith)
+{
+	auto trace = readTrace(VMRD_SOURCE_DIR "/tests/traces/guest-6.1-server.jsonl");
+	ASSERT_TRUE(trace) << trace.error().message;
+	auto params = preset("server")->params;
+	params.shrinkIdle = std::chrono::seconds(5);
+	params.cooldown = std::chrono::seconds(3);
+	const auto same = replay(params, Limits{}, *trace);
+	EXPECT_EQ(same.divergence, "");
+	EXPECT_EQ(same.decisions, recordedDecisions(*trace));
+	params.headroom = 512ull << 20;
+	const auto other = replay(params, Limits{}, *trace);
+	EXPECT_TRUE(other.decisions != recordedDecisions(*trace) || !other.divergence.empty());
+}

@@ -21,9 +21,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_pressure_grows_and_gives_back(ctx):
-    """1 and 2: a workload beyond boot memory grows the guest; afterwards memory goes back, no idle re-grow."""
+    """1 and 2: a workload beyond boot memory grows the guest; afterwards memory goes back, no idle re-grow.
+    The event log, fed back to the controller by vmrd-replay, gives the daemon's decisions word for word."""
+    extra = "daemon:\n  trace: /tmp/trace.jsonl"
     with Case(ctx) as c:
-        c.start_vmrd(extra="daemon:\n  trace: /tmp/trace.jsonl")
+        c.start_vmrd(extra=extra)
         total0 = c.guest.meminfo("MemTotal")
         # 1.2 GiB touched over 12 s on a 512 MiB guest with 1 GiB of zram.
         out = c.guest.run("workload 1200 12000 3000", timeout=240)
@@ -43,7 +45,29 @@ def test_pressure_grows_and_gives_back(ctx):
         time.sleep(10)
         assert c.size() <= settled, f"re-grew while idle: {settled // MiB} -> {c.size() // MiB} MiB"
         assert c.guest.vmstat("oom_kill") == 0
-        ctx.save_trace(c, "guest-6.1-server.jsonl")
+        trace = ctx.save_trace(c, "guest-6.1-server.jsonl")
+        ctx.note(ctx.check_replay(trace, DAEMON_CONFIG.format(extra=extra)))
+
+
+def test_host_resize_reaches_the_daemon(ctx):
+    """A resize made on the host, outside vmrd, reaches the daemon through the broker's size notice and the
+    plugin's event fd, without a call of vmrd's own; a size beyond limits.max is brought back."""
+    with Case(ctx) as c:
+        c.start_vmrd(extra="limits:\n  max: 1G")
+        wait_for("vmrd to reach the broker", lambda: vmrd_status(c)["backend"]["connected"], 30)
+        t0 = time.monotonic()
+        c.guest.qmp.set_requested(512 * MiB)
+        wait_for("vmrd to see the host's 512 MiB", lambda: vmrd_status(c)["backend"]["plugged"] == 512 * MiB, 20, 0.2)
+        seen = time.monotonic() - t0
+        log = c.vmrd_log()
+        assert "decision: plug" not in log and "vmrdctl" not in log, "vmrd resized by itself:\n" + log
+        assert "the device changed outside vmrd" in log, log
+        # Beyond limits.max: vmrd corrects it back, as soon as it hears of it.
+        c.guest.qmp.set_requested(1536 * MiB)
+        wait_for("vmrd to bring the device back to limits.max",
+                 lambda: c.size() == 1 * GiB and vmrd_status(c)["backend"]["plugged"] == 1 * GiB, 60, 0.2)
+        assert "above limits.max 1 GiB; correcting" in c.vmrd_log(), c.vmrd_log()
+        ctx.note(f"a host resize to 512 MiB reached vmrd in {seen:.1f}s; 1536 MiB corrected to 1024 MiB")
 
 
 def vmrd_status(c):
@@ -351,6 +375,7 @@ def test_service_view(ctx):
 
 TESTS = [
     test_pressure_grows_and_gives_back,
+    test_host_resize_reaches_the_daemon,
     test_data_integrity_through_resizes,
     test_restart_reconciliation,
     test_hostile_guest,

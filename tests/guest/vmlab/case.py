@@ -2,6 +2,7 @@
 # One guest test (Case), what the tests share (Context), and the runner that prints their TAP.
 
 import os
+import subprocess
 import shutil
 import tempfile
 import time
@@ -105,6 +106,17 @@ class Context:
         with open(path, "w") as f:
             f.write(text + "\n")
         self.note(f"trace saved to {path}")
+        return path
+
+    def check_replay(self, trace, config):
+        """vmrd-replay --check: the trace fed back to a Controller gives every recorded decision."""
+        path = trace + ".yaml"
+        with open(path, "w") as f:
+            f.write(config)
+        replay = os.path.join(self.build, "core", "vmrd-replay")
+        r = subprocess.run([replay, "--check", "--config", path, trace], capture_output=True, text=True)
+        assert r.returncode == 0, f"the replay differs from the daemon:\n{r.stdout}{r.stderr}"
+        return r.stdout.strip()
 
     def prepare(self):
         for tool in ("qemu-system-x86_64", "cpio", "depmod", "xz"):
