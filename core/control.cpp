@@ -21,8 +21,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr uint64_t tagUnix = 0;
-constexpr uint64_t tagHttp = 1;
 constexpr size_t maxHttpHeader = 8192;
 
 std::string errorLine(const std::string &message)
@@ -39,25 +37,29 @@ std::string httpResponse(const char *status, const std::string &body, const char
 
 } // namespace
 
-ControlServer::ControlServer(Handler handler) : handler_(std::move(handler)) {}
+ControlServer::ControlServer(EventLoop &loop, Handler handler)
+    : loop_(loop), idleTimer_(loop.addTimer([this] { closeIdle(); })), handler_(std::move(handler))
+{
+}
 
 ControlServer::~ControlServer()
 {
 	while (!clients_.empty())
 		close(clients_.begin()->first);
-	for (int fd : {unixFd_, httpFd_, epollFd_})
-		if (fd >= 0)
+	loop_.setTimer(idleTimer_, std::nullopt);
+	for (int fd : {unixFd_, httpFd_})
+		if (fd >= 0) {
+			loop_.remove(fd);
 			::close(fd);
+		}
 	if (!socketPath_.empty())
 		::unlink(socketPath_.c_str());
 }
 
-Result<std::unique_ptr<ControlServer>> ControlServer::open(const ControlConfig &config, Handler handler)
+Result<std::unique_ptr<ControlServer>> ControlServer::open(const ControlConfig &config, EventLoop &loop,
+                                                           Handler handler)
 {
-	std::unique_ptr<ControlServer> s(new ControlServer(std::move(handler)));
-	s->epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
-	if (s->epollFd_ < 0)
-		return Error{-errno, std::string("control: epoll_create1: ") + std::strerror(errno)};
+	std::unique_ptr<ControlServer> s(new ControlServer(loop, std::move(handler)));
 	if (!config.socket.empty())
 		if (auto st = s->listenUnix(config.socket); !st)
 			return st.error();
@@ -110,11 +112,8 @@ Status ControlServer::listenUnix(const std::string &path)
 	socketPath_ = path;
 	if (::listen(unixFd_, 16) != 0)
 		return fail("listen", errno);
-	epoll_event ev{};
-	ev.events = EPOLLIN;
-	ev.data.u64 = tagUnix;
-	if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, unixFd_, &ev) != 0)
-		return fail("epoll_ctl", errno);
+	if (auto w = loop_.add(unixFd_, EPOLLIN, [this](uint32_t) { accept(unixFd_, false); }); !w)
+		return Error{w.error().code, "control.socket " + path + ": " + w.error().message};
 	return Ok{};
 }
 
@@ -135,52 +134,41 @@ Status ControlServer::listenHttp(const std::string &address)
 		return fail("cannot bind", errno);
 	if (::listen(httpFd_, 16) != 0)
 		return fail("listen", errno);
-	epoll_event ev{};
-	ev.events = EPOLLIN;
-	ev.data.u64 = tagHttp;
-	if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, httpFd_, &ev) != 0)
-		return fail("epoll_ctl", errno);
+	if (auto w = loop_.add(httpFd_, EPOLLIN, [this](uint32_t) { accept(httpFd_, true); }); !w)
+		return Error{w.error().code, "control.http " + address + ": " + w.error().message};
 	return Ok{};
 }
 
-void ControlServer::process()
+void ControlServer::onClient(uint64_t id, uint32_t events)
 {
-	epoll_event events[32];
-	const int n = ::epoll_wait(epollFd_, events, 32, 0);
-	for (int i = 0; i < n; i++) {
-		const uint64_t id = events[i].data.u64;
-		if (id == tagUnix || id == tagHttp) {
-			accept(id == tagUnix ? unixFd_ : httpFd_, id == tagHttp);
-			continue;
-		}
-		auto it = clients_.find(id);
-		if (it == clients_.end())
-			continue; // closed earlier in this round
-		if (events[i].events & (EPOLLERR | EPOLLHUP)) {
-			close(id);
-			continue;
-		}
-		if ((events[i].events & EPOLLOUT) && !flushOk(id, it->second))
-			continue;
-		if (events[i].events & EPOLLIN)
-			onReadable(id, it->second);
+	auto it = clients_.find(id);
+	if (it == clients_.end())
+		return;
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		close(id);
+		return;
 	}
+	if ((events & EPOLLOUT) && !flushOk(id, it->second))
+		return;
+	if (events & EPOLLIN)
+		onReadable(id, it->second);
+}
+
+void ControlServer::closeIdle()
+{
 	const auto now = Clock::now();
+	std::optional<Clock::time_point> next;
 	for (auto it = clients_.begin(); it != clients_.end();) {
 		const auto id = (it++)->first;
 		const Client &c = clients_.at(id);
-		if (!c.subscribed && now >= c.deadline)
+		if (c.subscribed)
+			continue;
+		if (now >= c.deadline)
 			close(id);
-	}
-}
-
-std::optional<ControlServer::Clock::time_point> ControlServer::nextDeadline() const
-{
-	std::optional<Clock::time_point> next;
-	for (const auto &[id, c] : clients_)
-		if (!c.subscribed && (!next || c.deadline < *next))
+		else if (!next || c.deadline < *next)
 			next = c.deadline;
-	return next;
+	}
+	loop_.setTimer(idleTimer_, next);
 }
 
 void ControlServer::accept(int listener, bool http)
@@ -202,14 +190,12 @@ void ControlServer::accept(int listener, bool http)
 		c.fd = fd;
 		c.http = http;
 		c.deadline = Clock::now() + idleTimeout;
-		epoll_event ev{};
-		ev.events = EPOLLIN;
-		ev.data.u64 = id;
-		if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		if (!loop_.add(fd, EPOLLIN, [this, id](uint32_t events) { onClient(id, events); })) {
 			::close(fd);
 			continue;
 		}
 		clients_.emplace(id, std::move(c));
+		closeIdle();
 	}
 }
 
@@ -350,10 +336,7 @@ bool ControlServer::flushOk(uint64_t id, Client &c)
 		close(id);
 		return false;
 	}
-	epoll_event ev{};
-	ev.events = EPOLLIN | (c.out.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT));
-	ev.data.u64 = id;
-	::epoll_ctl(epollFd_, EPOLL_CTL_MOD, c.fd, &ev);
+	(void)loop_.modify(c.fd, EPOLLIN | (c.out.empty() ? 0u : static_cast<uint32_t>(EPOLLOUT)));
 	return true;
 }
 
@@ -364,7 +347,7 @@ void ControlServer::close(uint64_t id)
 		return;
 	if (it->second.subscribed)
 		subscribers_--;
-	::epoll_ctl(epollFd_, EPOLL_CTL_DEL, it->second.fd, nullptr);
+	loop_.remove(it->second.fd);
 	::close(it->second.fd);
 	clients_.erase(it);
 }

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "event_loop.h"
 #include "result.h"
 
 namespace vmrd {
@@ -36,8 +37,7 @@ std::optional<ListenAddress> parseListenAddress(const std::string &text);
 // one line, until the client closes.  A bad request gets an error reply; a
 // line over maxRequest bytes gets one and the connection is closed.
 //
-// The server owns an epoll fd of its own, so the daemon's loop watches one
-// fd and calls process() when it is readable.
+// The server's listeners and clients are watched by the daemon's EventLoop.
 // One request line, checked: a known command, and a size for grow and
 // shrink.  The error says what a request looks like.
 enum class ControlCommand { Status, Metrics, Events, Reclaim, Reload, Grow, Shrink };
@@ -70,19 +70,15 @@ public:
 
 	// Binds control.socket (mode 0600) and control.http as configured.  A
 	// stale socket file is replaced; one a live daemon answers on is not.
-	static Result<std::unique_ptr<ControlServer>> open(const ControlConfig &config, Handler handler);
+	static Result<std::unique_ptr<ControlServer>> open(const ControlConfig &config, EventLoop &loop,
+	                                                   Handler handler);
 	~ControlServer();
 	ControlServer(const ControlServer &) = delete;
 	ControlServer &operator=(const ControlServer &) = delete;
 
-	int fd() const { return epollFd_; }
-	// Accepts, reads, answers and writes whatever is ready; closes idle clients.
-	void process();
 	// Sends one line (ending in a newline) to every "events" subscriber.
 	void publish(const std::string &line);
 	bool hasSubscribers() const { return subscribers_ > 0; }
-	// When process() must run even without traffic, to close idle clients.
-	std::optional<Clock::time_point> nextDeadline() const;
 
 private:
 	struct Client {
@@ -94,10 +90,13 @@ private:
 		Clock::time_point deadline;
 	};
 
-	ControlServer(Handler handler);
+	ControlServer(EventLoop &loop, Handler handler);
 	Status listenUnix(const std::string &path);
 	Status listenHttp(const std::string &address);
 	void accept(int listener, bool http);
+	void onClient(uint64_t id, uint32_t events);
+	// Closes the clients silent past idleTimeout; sets the timer for the next.
+	void closeIdle();
 	void onReadable(uint64_t id, Client &c);
 	void answer(Client &c, const std::string &line);
 	void answerHttp(Client &c);
@@ -105,12 +104,13 @@ private:
 	bool flushOk(uint64_t id, Client &c);
 	void close(uint64_t id);
 
+	EventLoop &loop_;
+	EventLoop::Timer idleTimer_;
 	Handler handler_;
-	int epollFd_ = -1;
 	int unixFd_ = -1, httpFd_ = -1;
 	std::string socketPath_;
 	std::map<uint64_t, Client> clients_;
-	uint64_t nextId_ = 2; // 0 and 1 tag the listeners
+	uint64_t nextId_ = 1;
 	size_t subscribers_ = 0;
 };
 

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -19,12 +18,6 @@ namespace vmrd {
 
 namespace {
 
-// epoll data tags; PSI triggers use their index, below these.
-constexpr uint64_t tagTimer = 1ull << 32;
-constexpr uint64_t tagSignal = tagTimer + 1;
-constexpr uint64_t tagWorker = tagTimer + 2;
-constexpr uint64_t tagControl = tagTimer + 3;
-constexpr uint64_t tagBackendEvent = tagTimer + 4;
 
 } // namespace
 
@@ -35,23 +28,15 @@ Daemon::Daemon(const Config &config, std::unique_ptr<Backend> backend, Options o
 
 Daemon::~Daemon()
 {
+	control_.reset();
 	worker_.reset();
-	for (int fd : {epollFd_, timerFd_, signalFd_})
-		if (fd >= 0)
-			::close(fd);
+	if (signalFd_ >= 0)
+		::close(signalFd_);
 }
 
 Controller::Settings Daemon::settings() const
 {
 	return {config_.policy, config_.limits, config_.backend.callTimeout, options_.dryRun, backend_->name()};
-}
-
-bool Daemon::watch(int fd, uint32_t events, uint64_t tag)
-{
-	epoll_event ev{};
-	ev.events = events;
-	ev.data.u64 = tag;
-	return ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
 int Daemon::setUp()
@@ -97,14 +82,13 @@ int Daemon::setUp()
 	                                           [this](const TraceRecord &r) { record(r); });
 	watchdog_ = watchdogInterval();
 	if (watchdog_)
-		watchdogAt_ = now() + *watchdog_;
+		loop_.setTimer(watchdogTimer_, now() + *watchdog_);
 	logInfo("running with backend '" + backend_->name() + "': " + describeState(*st) + "; policy " +
 	        config_.policy.preset + (options_.dryRun ? "; dry run: plug and unplug are logged, never called" : "") +
 	        (backendEventFd_ >= 0 ? "; following the backend's size changes" : "") +
 	        (config_.control.socket.empty() ? "" : "; control socket " + config_.control.socket) +
 	        (config_.control.http.empty() ? "" : "; metrics on http://" + config_.control.http + "/metrics"));
 	notifySystemd("READY=1");
-	pump();
 	return 0;
 }
 
@@ -119,24 +103,31 @@ Status Daemon::setUpLoop()
 		sigaddset(&mask, s);
 	pthread_sigmask(SIG_BLOCK, &mask, nullptr);
 	signalFd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	timerFd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
-	if (signalFd_ < 0 || timerFd_ < 0 || epollFd_ < 0)
+	if (signalFd_ < 0 || !loop_.ok())
 		return Error{-errno, std::string("cannot set up the event loop: ") + std::strerror(errno)};
+	controllerTimer_ = loop_.addTimer([this] { onControllerTimer(); });
+	rearmTimer_ = loop_.addTimer([this] { rearmSources(); });
+	watchdogTimer_ = loop_.addTimer([this] { onWatchdog(); });
+	loop_.afterEach([this] { pump(); });
 	if (!config_.control.socket.empty() || !config_.control.http.empty()) {
 		// Before the worker thread exists: binding changes the umask for a moment.
-		auto control =
-		        ControlServer::open(config_.control, [this](const ControlRequest &r) { return onControl(r); });
+		auto control = ControlServer::open(config_.control, loop_,
+		                                   [this](const ControlRequest &r) { return onControl(r); });
 		if (!control)
 			return Error{-EINVAL, control.error().message};
 		control_ = std::move(*control);
 	}
 	worker_ = std::make_unique<BackendWorker>(*backend_);
 	backendEventFd_ = backend_->eventFd().value_or(-1);
-	if (!watch(timerFd_, EPOLLIN, tagTimer) || !watch(signalFd_, EPOLLIN, tagSignal) ||
-	    !watch(worker_->eventFd(), EPOLLIN, tagWorker) || (control_ && !watch(control_->fd(), EPOLLIN, tagControl)) ||
-	    (backendEventFd_ >= 0 && !watch(backendEventFd_, EPOLLIN | EPOLLONESHOT, tagBackendEvent)))
-		return Error{-errno, std::string("epoll_ctl: ") + std::strerror(errno)};
+	for (auto st : {loop_.add(signalFd_, EPOLLIN, [this](uint32_t) { onSignal(); }),
+	                loop_.add(worker_->eventFd(), EPOLLIN, [this](uint32_t) { onWorkerDone(); })})
+		if (!st)
+			return st.error();
+	if (backendEventFd_ >= 0)
+		if (auto st = loop_.add(backendEventFd_, EPOLLIN | EPOLLONESHOT,
+		                        [this](uint32_t) { controller_->onBackendEvent(now()); });
+		    !st)
+			return st.error();
 	std::vector<std::string> sources = config_.psi.cgroups;
 	if (config_.psi.system)
 		sources.insert(sources.begin(), config_.paths.procfs + "/pressure/memory");
@@ -152,33 +143,9 @@ int Daemon::run()
 {
 	if (int r = setUp())
 		return r;
-	while (!stopping_) {
-		epoll_event events[32];
-		int n = ::epoll_wait(epollFd_, events, 32, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			logError(std::string("epoll_wait: ") + std::strerror(errno));
-			return 1;
-		}
-		for (int i = 0; i < n && !stopping_; i++) {
-			const uint64_t tag = events[i].data.u64;
-			if (tag == tagTimer)
-				onTimer();
-			else if (tag == tagWorker)
-				onWorkerDone();
-			else if (tag == tagSignal)
-				onSignal();
-			else if (tag == tagControl)
-				control_->process();
-			else if (tag == tagBackendEvent)
-				controller_->onBackendEvent(now());
-			else if (events[i].events & EPOLLERR)
-				onPsiError(tag);
-			else
-				onPressure(tag);
-			pump();
-		}
+	if (int err = loop_.run(); err < 0) {
+		logError(std::string("epoll_wait: ") + std::strerror(-err));
+		return 1;
 	}
 	return stop();
 }
@@ -190,43 +157,26 @@ void Daemon::pump()
 			worker_->submit(*call);
 			callRunning_ = true;
 		}
-	std::optional<TimePoint> next = controller_->nextDeadline();
-	auto earliest = [&](const std::optional<TimePoint> &t) {
-		if (t && (!next || *t < *next))
-			next = t;
-	};
-	earliest(rearmAt_);
-	earliest(watchdogAt_);
-	if (control_)
-		earliest(control_->nextDeadline());
-	itimerspec its{};
-	if (next) {
-		auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count();
-		its.it_value.tv_sec = ns / 1000000000;
-		its.it_value.tv_nsec = std::max<long>(ns % 1000000000, ns <= 0 ? 1 : 0);
+	loop_.setTimer(controllerTimer_, controller_->nextDeadline());
+	if (std::string line = statusLine(*controller_); line != statusLine_) {
+		notifySystemd("STATUS=" + line);
+		statusLine_ = std::move(line);
 	}
-	// A zero it_value disarms the timer: an idle daemon does not wake up.
-	::timerfd_settime(timerFd_, TFD_TIMER_ABSTIME, &its, nullptr);
-	notifySystemd("STATUS=" + statusLine(*controller_));
 }
 
-void Daemon::onTimer()
+void Daemon::onControllerTimer()
 {
-	uint64_t expirations;
-	(void)!::read(timerFd_, &expirations, sizeof(expirations));
 	const TimePoint t = now();
-	if (watchdogAt_ && t >= *watchdogAt_) {
-		notifySystemd("WATCHDOG=1");
-		watchdogAt_ = t + *watchdog_;
-	}
-	if (control_ && control_->nextDeadline() && t >= *control_->nextDeadline())
-		control_->process();
-	if (rearmAt_ && t >= *rearmAt_)
-		rearmSources(t);
 	for (const auto &source : controller_->stallReadsDue(t))
 		controller_->onStall(t, source, stallTotal(source));
 	if (controller_->tickDue(t))
 		controller_->onTick(t, [this] { return sampler_->read(); });
+}
+
+void Daemon::onWatchdog()
+{
+	notifySystemd("WATCHDOG=1");
+	loop_.setTimer(watchdogTimer_, now() + *watchdog_);
 }
 
 void Daemon::onWorkerDone()
@@ -240,12 +190,8 @@ void Daemon::onWorkerDone()
 	if (done->call.op != BackendCall::Op::ReadState)
 		guard_.update(s.mem.memTotal);
 	// The event fd is one-shot: watched again once its event is consumed.
-	if (done->call.op == BackendCall::Op::AckEvent) {
-		epoll_event ev{};
-		ev.events = EPOLLIN | EPOLLONESHOT;
-		ev.data.u64 = tagBackendEvent;
-		::epoll_ctl(epollFd_, EPOLL_CTL_MOD, backendEventFd_, &ev);
-	}
+	if (done->call.op == BackendCall::Op::AckEvent)
+		(void)loop_.modify(backendEventFd_, EPOLLIN | EPOLLONESHOT);
 }
 
 void Daemon::record(const TraceRecord &r)

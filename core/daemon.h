@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The daemon: wires PSI, the kernel's statistics, the backend worker, signals and the control socket
-// to the Controller through one epoll loop.
+// to the Controller through one EventLoop.
 #pragma once
 
 #include <memory>
@@ -12,6 +12,7 @@
 #include "config.h"
 #include "control.h"
 #include "controller.h"
+#include "event_loop.h"
 #include "guard.h"
 #include "plugin_loader.h"
 #include "proc_file.h"
@@ -45,18 +46,20 @@ private:
 	int setUp();
 	Status setUpLoop();
 	bool armPsi(PsiMonitor monitor);
-	bool watch(int fd, uint32_t events, uint64_t tag);
+	bool watchTrigger(size_t trigger);
 	void onPressure(size_t trigger);
 	void onPsiError(size_t trigger);
-	void rearmSources(TimePoint t);
-	void onTimer();
+	void rearmSources();
+	void onControllerTimer();
+	void onWatchdog();
 	void onSignal();
 	void onWorkerDone();
 	// `origin` says who asked, in the log: "SIGHUP", "vmrdctl reload".
 	Status reload(const std::string &origin);
 	Result<nlohmann::json> onControl(const ControlRequest &request);
 	int stop();
-	// After every input: start the controller's next call, re-arm the timer.
+	// After every round of the loop: start the controller's next call,
+	// set its deadline, tell systemd the status if it changed.
 	void pump();
 	void record(const TraceRecord &r);
 	std::optional<uint64_t> stallTotal(const std::string &source);
@@ -66,12 +69,13 @@ private:
 	Config config_;
 	std::unique_ptr<Backend> backend_;
 	Options options_;
+	EventLoop loop_;
+	EventLoop::Timer controllerTimer_ = 0, rearmTimer_ = 0, watchdogTimer_ = 0;
 	std::unique_ptr<Controller> controller_;
 	std::optional<Sampler> sampler_;
 	PsiMonitor psi_;
 	std::vector<Source> sources_;
 	std::vector<size_t> triggerSource_; // armed trigger -> index in sources_
-	std::optional<TimePoint> rearmAt_;  // retry sources that went away
 	std::unique_ptr<BackendWorker> worker_;
 	int backendEventFd_ = -1; // owned by the backend
 	bool callRunning_ = false;
@@ -79,11 +83,8 @@ private:
 	TraceWriter trace_;
 	std::unique_ptr<ControlServer> control_;
 	std::optional<Micros> watchdog_;
-	std::optional<TimePoint> watchdogAt_;
+	std::string statusLine_; // the last STATUS= sent
 	TimePoint start_;
-	bool stopping_ = false;
-	int epollFd_ = -1;
-	int timerFd_ = -1;
 	int signalFd_ = -1;
 };
 

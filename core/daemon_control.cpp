@@ -26,7 +26,7 @@ void Daemon::onSignal()
 			break;
 		default:
 			logInfo(std::string("received ") + strsignal(static_cast<int>(si.ssi_signo)) + ", stopping");
-			stopping_ = true;
+			loop_.stop();
 			return;
 		}
 	}

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The daemon's PSI side: arming triggers, events, sources that go away and come back, stall totals.
 #include <algorithm>
-#include <cstring>
 #include <sys/epoll.h>
 
 #include "daemon.h"
@@ -26,7 +25,7 @@ bool Daemon::armPsi(PsiMonitor monitor)
 {
 	for (const auto &a : psi_.armed())
 		if (a.fd >= 0)
-			::epoll_ctl(epollFd_, EPOLL_CTL_DEL, a.fd, nullptr);
+			loop_.remove(a.fd);
 	psi_ = std::move(monitor);
 	sources_.clear();
 	triggerSource_.clear();
@@ -39,12 +38,24 @@ bool Daemon::armPsi(PsiMonitor monitor)
 			it = sources_.end() - 1;
 		}
 		triggerSource_.push_back(static_cast<size_t>(it - sources_.begin()));
-		if (!watch(a.fd, EPOLLPRI, i)) {
-			logError("epoll_ctl on " + a.source + ": " + std::strerror(errno));
+		if (!watchTrigger(i))
 			return false;
-		}
 	}
 	return true;
+}
+
+bool Daemon::watchTrigger(size_t i)
+{
+	const auto &a = psi_.armed()[i];
+	auto st = loop_.add(a.fd, EPOLLPRI, [this, i](uint32_t events) {
+		if (events & EPOLLERR)
+			onPsiError(i);
+		else
+			onPressure(i);
+	});
+	if (!st)
+		logError("PSI trigger on " + a.source + ": " + st.error().message);
+	return st.ok();
 }
 
 std::optional<uint64_t> Daemon::stallTotal(const std::string &source)
@@ -74,24 +85,23 @@ void Daemon::onPsiError(size_t i)
 	logError("PSI source " + a.source +
 	         " went away (cgroup removed?); the other sources are still watched, "
 	         "and this one is re-armed when it comes back");
-	::epoll_ctl(epollFd_, EPOLL_CTL_DEL, a.fd, nullptr);
+	loop_.remove(a.fd);
 	psi_.disarm(i);
-	rearmAt_ = now() + rearmInterval;
+	loop_.setTimer(rearmTimer_, now() + rearmInterval);
 }
 
-void Daemon::rearmSources(TimePoint t)
+void Daemon::rearmSources()
 {
-	rearmAt_.reset();
 	for (size_t i = 0; i < psi_.armed().size(); i++) {
 		if (psi_.armed()[i].fd >= 0)
 			continue;
 		if (psi_.rearm(i)) {
-			watch(psi_.armed()[i].fd, EPOLLPRI, i);
+			watchTrigger(i);
 			Source &src = sources_[triggerSource_[i]];
 			src.file = openSource(src.path);
 			logInfo("PSI source " + src.path + " is back; trigger re-armed");
 		} else {
-			rearmAt_ = t + rearmInterval;
+			loop_.setTimer(rearmTimer_, now() + rearmInterval);
 		}
 	}
 }
