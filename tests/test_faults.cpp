@@ -51,7 +51,7 @@ protected:
 		                       << "control: {socket: " << socket_ << "}\n";
 		daemon_ = std::make_unique<Process>(
 		        std::vector<std::string>{VMRD_BINARY, "--config", config_, "--plugin-dir", MOCK_PLUGIN_DIR});
-		ASSERT_TRUE(daemon_->waitForStderr("running with backend 'mock'", 10s)) << daemon_->err();
+		ASSERT_TRUE(daemon_->waitForReady(10s)) << daemon_->err();
 	}
 
 	json ask(const json &request)
