@@ -3,15 +3,17 @@
 // PSI with the mock backend injecting one fault at a time.  For each: no
 // bound is violated, vmrd's bookkeeping matches the device's state, the log
 // names the fault, and the daemon recovers (for a crash: a restart does).
-// Also restart reconciliation after SIGKILL mid-resize, and a soak of 1000
-// cycles.  The faults that are only bookkeeping (a failed call, a partial
-// grant, a backend doing more than asked, a device changed behind vmrd's
-// back) are ControllerTest cases.
+// Also restart reconciliation after SIGKILL mid-resize, the backend's event
+// fd through the real loop, and a soak of 1000 cycles.  The faults that are
+// only bookkeeping (a failed call, a partial grant, a backend doing more than
+// asked, a device changed behind vmrd's back) are ControllerTest cases.
 //
 // The mock keeps its state in a file (option state_file), like a device
 // that outlives the process; the tests read it as the device's truth.
+#include <cstdio>
 #include <dirent.h>
 #include <fstream>
+#include <functional>
 #include <gtest/gtest.h>
 
 #include "control_client.h"
@@ -74,19 +76,38 @@ protected:
 		return v;
 	}
 
-	// Waits until no call is in flight; the status then.
-	json settled(std::chrono::milliseconds timeout = 10s)
+	// Resizes the device behind vmrd's back, in one step as a device would:
+	// the mock never reads a half-written file.
+	void resizeBehindItsBack(uint64_t bytes)
+	{
+		std::ofstream(state_ + ".outside") << bytes << "\n";
+		ASSERT_EQ(std::rename((state_ + ".outside").c_str(), state_.c_str()), 0);
+	}
+
+	// Waits until the status shows `what` (judged by `done`), and no call is
+	// in flight; the status then.
+	json statusWhen(const std::string &what, const std::function<bool(const json &)> &done,
+	                std::chrono::milliseconds timeout = 10s)
 	{
 		auto end = std::chrono::steady_clock::now() + timeout;
 		json s;
 		do {
 			s = status();
-			if (s.value("ok", false) && s["backend"]["in_flight"].is_null())
+			if (s.value("ok", false) && s["backend"]["in_flight"].is_null() && done(s))
 				return s;
 			std::this_thread::sleep_for(20ms);
 		} while (std::chrono::steady_clock::now() < end);
-		ADD_FAILURE() << "a call is still in flight after " << timeout.count() << " ms: " << s.dump();
+		ADD_FAILURE() << "no status with " << what << " after " << timeout.count() << " ms: " << s.dump();
 		return s;
+	}
+	json settled(std::chrono::milliseconds timeout = 10s)
+	{
+		return statusWhen("no call in flight", [](const json &) { return true; }, timeout);
+	}
+	json pluggedIs(uint64_t bytes)
+	{
+		return statusWhen(std::to_string(bytes) + " bytes plugged",
+		                  [bytes](const json &s) { return s["backend"]["plugged"] == bytes; });
 	}
 
 	// The invariants after every fault.
@@ -169,6 +190,61 @@ TEST_F(Faults, CallHangsPastTheTimeout)
 	EXPECT_EQ(s["backend"]["plugged"], 768 * MiB) << "the late result is booked";
 	expectConsistent(s);
 	expectRecovers();
+}
+
+// The backend's event fd through the real loop: a size changed outside vmrd
+// shows in its status without any resize asked for, and a size above
+// limits.max is corrected with nobody asking.
+TEST_F(Faults, EventsShowASizeChangedOutsideWithoutAResize)
+{
+	start("events: true");
+	EXPECT_NE(log().find("following the backend's size changes"), std::string::npos) << log();
+	resizeBehindItsBack(768 * MiB);
+	json s = pluggedIs(768 * MiB);
+	EXPECT_TRUE(s["decisions"].empty()) << "no resize was asked for: " << s.dump();
+	EXPECT_NE(log().find("backend 'mock' has 768 MiB plugged where vmrd last saw 512 MiB: the device changed "
+	                     "outside vmrd"),
+	          std::string::npos)
+	        << log();
+
+	resizeBehindItsBack(1536 * MiB);
+	ASSERT_TRUE(daemon_->waitForStderr("1536 MiB plugged, above limits.max 1 GiB; correcting", 5s)) << log();
+	s = pluggedIs(ceilingBytes);
+	expectConsistent(s);
+	expectRecovers();
+}
+
+// The case a user hit (issue 13): get_state failing, the device near
+// limits.max, and `vmrdctl grow 256M`.  Nothing may be sent until the state
+// can be read; then the grow is trimmed to what fits.  The mock's get_state
+// fails on a state file it cannot parse; the mock's call trace shows
+// whether plug was called at all.  (A get_state that returns a positive
+// number or an unknown errno the mock cannot inject: those are
+// ControllerTest cases only.)
+TEST_F(Faults, NoResizeIsSentWhileTheStateCannotBeRead)
+{
+	const std::string calls = dir_.path() + "/calls.jsonl";
+	start("trace: " + calls);
+	std::ofstream(state_) << "unreadable\n";
+	ASSERT_TRUE(grow(256 * MiB).value("ok", false));
+	json s = settled();
+	ASSERT_FALSE(s["decisions"].empty()) << s.dump();
+	EXPECT_NE(s["decisions"].back()["outcome"].get<std::string>().find(
+	                  "not called: the backend's state cannot be read"),
+	          std::string::npos)
+	        << s.dump();
+	EXPECT_EQ(s["backend"]["plugged"], 512 * MiB) << "the last known state is kept";
+	EXPECT_NE(log().find("is not a byte count"), std::string::npos) << log();
+	std::ifstream trace(calls);
+	std::string call;
+	EXPECT_FALSE(std::getline(trace, call)) << "a resize was sent on an unreadable state: " << call;
+
+	// Readable again, at 1000 MiB: 24 MiB fit under limits.max.
+	resizeBehindItsBack(1000 * MiB);
+	ASSERT_TRUE(grow(256 * MiB).value("ok", false));
+	s = pluggedIs(ceilingBytes);
+	EXPECT_NE(log().find("plug of 256 MiB trimmed to 24 MiB"), std::string::npos) << log();
+	expectConsistent(s);
 }
 
 TEST_F(Faults, PluginCrashThenARestartRecovers)
