@@ -118,7 +118,8 @@ TEST_F(ControlTest, StatusOverTheSocketAndThroughVmrdctl)
 	Outcome reclaim = ctl({"--socket", socket_, "reclaim"});
 	EXPECT_EQ(reclaim.code, 0) << reclaim.err;
 	EXPECT_NE(reclaim.out.find("unplug 512 MiB: idle"), std::string::npos) << reclaim.out;
-	s = c.request("status");
+	// Its reply comes when it is decided: the unplug may still run.
+	s = statusWhen([&] { return c.request("status"); }, "the unplug done", [](const json &) { return true; });
 	ASSERT_FALSE(s["decisions"].empty()) << s.dump();
 	EXPECT_EQ(s["decisions"].back()["action"], "unplug");
 	EXPECT_NE(s["decisions"].back()["reason"].get<std::string>().find("idle"), std::string::npos);
@@ -248,6 +249,9 @@ TEST_F(ControlTest, MetricsAreValidPrometheusTextOnTheSocketAndOverHttp)
 {
 	auto d = start();
 	ASSERT_EQ(ctl({"--socket", socket_, "reclaim"}).code, 0);
+	// Counted when the unplug ends, not when it is decided.
+	Client c(socket_);
+	statusWhen([&] { return c.request("status"); }, "the unplug done", [](const json &) { return true; });
 	Outcome m = ctl({"--socket", socket_, "metrics"});
 	ASSERT_EQ(m.code, 0) << m.err;
 

@@ -84,21 +84,10 @@ protected:
 		ASSERT_EQ(std::rename((state_ + ".outside").c_str(), state_.c_str()), 0);
 	}
 
-	// Waits until the status shows `what` (judged by `done`), and no call is
-	// in flight; the status then.
 	json statusWhen(const std::string &what, const std::function<bool(const json &)> &done,
 	                std::chrono::milliseconds timeout = 10s)
 	{
-		auto end = std::chrono::steady_clock::now() + timeout;
-		json s;
-		do {
-			s = status();
-			if (s.value("ok", false) && s["backend"]["in_flight"].is_null() && done(s))
-				return s;
-			std::this_thread::sleep_for(20ms);
-		} while (std::chrono::steady_clock::now() < end);
-		ADD_FAILURE() << "no status with " << what << " after " << timeout.count() << " ms: " << s.dump();
-		return s;
+		return ::statusWhen([this] { return status(); }, what, done, timeout);
 	}
 	json settled(std::chrono::milliseconds timeout = 10s)
 	{
