@@ -93,18 +93,14 @@ public:
 		return code_;
 	}
 
-	// Waits until stderr contains `text`, up to `timeout`.
+	// Waits until stderr, or stdout, contains `text`, up to `timeout`.
 	bool waitForStderr(const std::string &text, std::chrono::milliseconds timeout)
 	{
-		auto end = std::chrono::steady_clock::now() + timeout;
-		while (std::chrono::steady_clock::now() < end) {
-			if (err().find(text) != std::string::npos)
-				return true;
-			if (!exited_ && wait(std::chrono::milliseconds(0)) != -1)
-				return err().find(text) != std::string::npos;
-			std::this_thread::sleep_for(std::chrono::milliseconds(10));
-		}
-		return false;
+		return waitForText(err_, text, timeout);
+	}
+	bool waitForStdout(const std::string &text, std::chrono::milliseconds timeout)
+	{
+		return waitForText(out_, text, timeout);
 	}
 
 	// Waits up to `timeout` until the program sends READY=1 on its notify
@@ -192,6 +188,19 @@ private:
 		    len <= offsetof(sockaddr_un, sun_path) + 1)
 			return "";
 		return "@" + std::string(sun.sun_path + 1, len - offsetof(sockaddr_un, sun_path) - 1);
+	}
+
+	bool waitForText(const std::string &path, const std::string &text, std::chrono::milliseconds timeout)
+	{
+		auto end = std::chrono::steady_clock::now() + timeout;
+		while (std::chrono::steady_clock::now() < end) {
+			if (slurp(path).find(text) != std::string::npos)
+				return true;
+			if (!exited_ && wait(std::chrono::milliseconds(0)) != -1)
+				return slurp(path).find(text) != std::string::npos;
+			std::this_thread::sleep_for(std::chrono::milliseconds(10));
+		}
+		return false;
 	}
 
 	void stopListening()

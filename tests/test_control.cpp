@@ -233,11 +233,10 @@ TEST_F(ControlTest, EventsFollowTheDecisionsLive)
 			break;
 		}
 	}
-		// The state read before the unplug is recorded, so a replay can feed it.
+	// The state read before the unplug is recorded, so a replay can feed it.
 	EXPECT_EQ(types, (std::vector<std::string>{"check", "decision", "state", "result"}));
-	std::this_thread::sleep_for(200ms);
+	EXPECT_TRUE(follower.waitForStdout("result    unplug 512 MiB: 512 MiB done", 5s)) << follower.out();
 	EXPECT_NE(follower.out().find("decision  unplug 512 MiB: idle"), std::string::npos) << follower.out();
-	EXPECT_NE(follower.out().find("result    unplug 512 MiB: 512 MiB done"), std::string::npos) << follower.out();
 
 	// vmrdctl events ends, saying why, when the daemon stops.
 	d->signal(SIGTERM);
