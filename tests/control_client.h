@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <string>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <thread>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -110,3 +112,22 @@ private:
 	std::string buffer_;
 	bool eof_ = false;
 };
+
+// Asks `status` (a call returning vmrd's status reply) until the reply shows
+// `what`, judged by `done`, with no backend call in flight; that reply.  A
+// command's reply comes when it is decided, before the backend has done it.
+inline nlohmann::json statusWhen(const std::function<nlohmann::json()> &status, const std::string &what,
+                                 const std::function<bool(const nlohmann::json &)> &done,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10))
+{
+	auto end = std::chrono::steady_clock::now() + timeout;
+	nlohmann::json s;
+	do {
+		s = status();
+		if (s.value("ok", false) && s["backend"]["in_flight"].is_null() && done(s))
+			return s;
+		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+	} while (std::chrono::steady_clock::now() < end);
+	ADD_FAILURE() << "no status with " << what << " after " << timeout.count() << " ms: " << s.dump();
+	return s;
+}

@@ -130,7 +130,7 @@ TEST(Daemon, RunsOnRealPsiAndStopsOnSigterm)
 	std::string path = writeConfig(dir, mockConfig);
 	for (int sig : {SIGTERM, SIGINT}) {
 		Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
-		ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+		ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 		EXPECT_NE(p.err().find("PSI trigger"), std::string::npos) << p.err();
 		p.signal(sig);
 		auto t0 = std::chrono::steady_clock::now();
@@ -158,7 +158,7 @@ TEST(Daemon, ReloadsOnSighupAndKeepsTheOldConfigWhenTheNewIsBad)
 	                         trace + "}\nguard: {cgroup: " + cgroup + ", margin: 128M}\n";
 	std::string path = writeConfig(dir, base);
 	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
-	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 
 	std::ifstream high(cgroup + "/memory.high");
 	uint64_t value = 0;
@@ -201,7 +201,7 @@ TEST(Daemon, ReleaseOnExitGivesMemoryBack)
 	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  options: {initial: 1G}\n"
 	                                    "daemon: {release_on_exit: true}\n");
 	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
-	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 	p.signal(SIGTERM);
 	EXPECT_EQ(p.wait(5s), 0) << p.err();
 	EXPECT_NE(p.err().find("releasing 1 GiB before exit"), std::string::npos) << p.err();
@@ -216,7 +216,7 @@ TEST(Daemon, HungBackendCallIsAbandonedOnStop)
 	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  call_timeout: 200ms\n"
 	                                    "  options: {initial: 1G, hang_call: 1, hang_ms: 60000}\n");
 	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR});
-	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 	p.signal(SIGUSR1);
 	ASSERT_TRUE(p.waitForStderr("has run longer than backend.call_timeout 200ms", 5s)) << p.err();
 	// The daemon still answers while the call hangs.
@@ -238,7 +238,7 @@ TEST(Daemon, DryRunDecidesButNeverCallsTheBackend)
 	std::string path = writeConfig(
 	        dir, "version: 1\nbackend:\n  name: mock\n  options: {initial: 1G, trace: " + trace + "}\n");
 	Process p({vmrd, "--config", path, "--plugin-dir", MOCK_PLUGIN_DIR, "--dry-run"});
-	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 	EXPECT_NE(p.err().find("dry run: plug and unplug are logged, never called"), std::string::npos) << p.err();
 	p.signal(SIGUSR1);
 	ASSERT_TRUE(p.waitForStderr("decision (dry run, not done): unplug 512 MiB", 5s)) << p.err();

@@ -74,7 +74,7 @@ protected:
 	{
 		auto p = std::make_unique<Process>(
 		        std::vector<std::string>{vmrdBinary, "--config", config_, "--plugin-dir", MOCK_PLUGIN_DIR});
-		EXPECT_TRUE(p->waitForStderr("running with backend 'mock'", 10s)) << p->err();
+		EXPECT_TRUE(p->waitForReady(10s)) << p->err();
 		return p;
 	}
 
@@ -118,7 +118,8 @@ TEST_F(ControlTest, StatusOverTheSocketAndThroughVmrdctl)
 	Outcome reclaim = ctl({"--socket", socket_, "reclaim"});
 	EXPECT_EQ(reclaim.code, 0) << reclaim.err;
 	EXPECT_NE(reclaim.out.find("unplug 512 MiB: idle"), std::string::npos) << reclaim.out;
-	s = c.request("status");
+	// Its reply comes when it is decided: the unplug may still run.
+	s = statusWhen([&] { return c.request("status"); }, "the unplug done", [](const json &) { return true; });
 	ASSERT_FALSE(s["decisions"].empty()) << s.dump();
 	EXPECT_EQ(s["decisions"].back()["action"], "unplug");
 	EXPECT_NE(s["decisions"].back()["reason"].get<std::string>().find("idle"), std::string::npos);
@@ -232,11 +233,10 @@ TEST_F(ControlTest, EventsFollowTheDecisionsLive)
 			break;
 		}
 	}
-		// The state read before the unplug is recorded, so a replay can feed it.
+	// The state read before the unplug is recorded, so a replay can feed it.
 	EXPECT_EQ(types, (std::vector<std::string>{"check", "decision", "state", "result"}));
-	std::this_thread::sleep_for(200ms);
+	EXPECT_TRUE(follower.waitForStdout("result    unplug 512 MiB: 512 MiB done", 5s)) << follower.out();
 	EXPECT_NE(follower.out().find("decision  unplug 512 MiB: idle"), std::string::npos) << follower.out();
-	EXPECT_NE(follower.out().find("result    unplug 512 MiB: 512 MiB done"), std::string::npos) << follower.out();
 
 	// vmrdctl events ends, saying why, when the daemon stops.
 	d->signal(SIGTERM);
@@ -248,6 +248,9 @@ TEST_F(ControlTest, MetricsAreValidPrometheusTextOnTheSocketAndOverHttp)
 {
 	auto d = start();
 	ASSERT_EQ(ctl({"--socket", socket_, "reclaim"}).code, 0);
+	// Counted when the unplug ends, not when it is decided.
+	Client c(socket_);
+	statusWhen([&] { return c.request("status"); }, "the unplug done", [](const json &) { return true; });
 	Outcome m = ctl({"--socket", socket_, "metrics"});
 	ASSERT_EQ(m.code, 0) << m.err;
 
@@ -392,39 +395,22 @@ TEST(Metrics, CountsAndEscapesLabels)
 }
 
 // Under systemd (Type=notify): READY=1 once running, a STATUS= line, and
-// WATCHDOG=1 at half of WatchdogSec, on a notify socket of our own.
+// WATCHDOG=1 at half of WatchdogSec, on the notify socket Process gives it.
 TEST_F(ControlTest, TellsSystemdReadyStatusAndWatchdog)
 {
 #ifndef VMRD_HAVE_SYSTEMD
 	GTEST_SKIP() << "built without libsystemd (meson -Dsystemd=disabled or libsystemd-dev absent)";
 #endif
-	const std::string notifyPath = dir_.path() + "/notify";
-	int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	sockaddr_un sun{};
-	sun.sun_family = AF_UNIX;
-	std::strncpy(sun.sun_path, notifyPath.c_str(), sizeof(sun.sun_path) - 1);
-	ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)), 0);
-	::setenv("NOTIFY_SOCKET", notifyPath.c_str(), 1);
-	::setenv("WATCHDOG_USEC", "600000", 1); // pings every 300 ms
-	auto d = start();
-	::unsetenv("NOTIFY_SOCKET");
-	::unsetenv("WATCHDOG_USEC");
-
-	std::vector<std::string> messages;
+	// Pings every 300 ms.  Read without waitForReady, which would stop
+	// listening after READY=1.
+	Process d({vmrdBinary, "--config", config_, "--plugin-dir", MOCK_PLUGIN_DIR}, {"WATCHDOG_USEC=600000"});
 	int watchdogs = 0;
-	const auto end = std::chrono::steady_clock::now() + 3s;
-	while (watchdogs < 3 && std::chrono::steady_clock::now() < end) {
-		pollfd p{fd, POLLIN, 0};
-		if (::poll(&p, 1, 500) <= 0)
-			continue;
-		char buf[4096];
-		ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-		ASSERT_GT(n, 0);
-		messages.emplace_back(buf, static_cast<size_t>(n));
-		watchdogs += messages.back() == "WATCHDOG=1";
-	}
-	::close(fd);
-	ASSERT_GE(messages.size(), 2u);
+	const auto end = std::chrono::steady_clock::now() + 5s;
+	while (watchdogs < 3 && std::chrono::steady_clock::now() < end)
+		if (auto m = d.nextNotification(500ms))
+			watchdogs += *m == "WATCHDOG=1";
+	const auto &messages = d.notifications();
+	ASSERT_GE(messages.size(), 2u) << d.err();
 	EXPECT_EQ(messages[0], "READY=1");
 	EXPECT_EQ(messages[1].rfind("STATUS=512 MiB plugged of 2 GiB; last resize: none yet", 0), 0u) << messages[1];
 	EXPECT_EQ(watchdogs, 3) << "WATCHDOG=1 every 300 ms";
@@ -438,7 +424,7 @@ TEST_F(ControlTest, LogsCarryJournaldPrioritiesWhenStderrIsTheJournal)
 	const std::string script = "export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); exec " + vmrdBinary +
 	                           " --config " + config_ + " --plugin-dir " + MOCK_PLUGIN_DIR;
 	Process p({"/bin/sh", "-c", script});
-	ASSERT_TRUE(p.waitForStderr("running with backend 'mock'", 10s)) << p.err();
+	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 	p.signal(SIGTERM);
 	EXPECT_EQ(p.wait(5s), 0);
 	const std::string err = p.err();

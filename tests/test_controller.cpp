@@ -66,6 +66,29 @@ protected:
 	// The backend moves `bytes` as asked and reports `after`.
 	void grant(uint64_t plugged) { finish({0, call->bytes, ""}, device(plugged)); }
 	void readState(Result<BackendState> state) { finish({}, std::move(state)); }
+	// A device found at `found`, above limits.max `max`, is read once more
+	// and brought back with one unplug, without anyone asking.
+	void expectCorrected(uint64_t found, uint64_t max)
+	{
+		ASSERT_TRUE(call) << "a device above limits.max is corrected at once";
+		EXPECT_EQ(call->op, BackendCall::Op::ReadState);
+		readState(device(found));
+		ASSERT_TRUE(call);
+		EXPECT_EQ(call->op, BackendCall::Op::Unplug);
+		EXPECT_EQ(call->bytes, found - max);
+		grant(max);
+		EXPECT_EQ(ctl->state().plugged, max);
+		EXPECT_FALSE(call);
+	}
+	// The latest decision whose reason has `text`.
+	const Controller::Recent *decided(const std::string &text) const
+	{
+		for (auto r = ctl->recent().rbegin(); r != ctl->recent().rend(); ++r)
+			if (r->decision.reason.find(text) != std::string::npos)
+				return &*r;
+		return nullptr;
+	}
+	std::string metrics() const { return ctl->metrics().render(MetricGauges{}); }
 	std::vector<TraceRecord> of(TraceRecord::Type type) const
 	{
 		std::vector<TraceRecord> out;
@@ -181,10 +204,85 @@ TEST_F(ControllerTest, AFailingBackendIsToldToThePolicyAndBooked)
 	finish({-ENOSPC, 64 * MiB, "host refused"}, device(64 * MiB));
 	EXPECT_EQ(ctl->state().plugged, 64 * MiB);
 	EXPECT_NE(ctl->recent().back().outcome.find("failed after 64 MiB: host refused"), std::string::npos);
+	EXPECT_NE(metrics().find("vmrd_backend_failures_total{action=\"plug\",reason=\"ENOSPC\"} 1\n"),
+	          std::string::npos)
+	        << metrics();
 	// The failed call counts for the rate limit like any.
 	auto again = ctl->onCommand(t, Decision::Action::Plug, 256 * MiB);
 	ASSERT_TRUE(again);
 	EXPECT_NE(again->reason.find("rate limit"), std::string::npos) << again->reason;
+
+	// A call that fails having done nothing leaves the booking alone, and
+	// the next one, past the rate limit, is done and booked: it recovers.
+	t += 2s;
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(64 * MiB));
+	finish({-EIO, 0, "injected failure"}, device(64 * MiB));
+	EXPECT_EQ(ctl->state().plugged, 64 * MiB);
+	EXPECT_NE(ctl->recent().back().outcome.find("failed after 0 B: injected failure"), std::string::npos)
+	        << ctl->recent().back().outcome;
+	t += 2s;
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 64 * MiB));
+	take();
+	readState(device(64 * MiB));
+	grant(128 * MiB);
+	EXPECT_EQ(ctl->state().plugged, 128 * MiB);
+	EXPECT_NE(ctl->recent().back().outcome.find("64 MiB done"), std::string::npos) << ctl->recent().back().outcome;
+}
+
+TEST_F(ControllerTest, APartialGrantIsBookedAsItIs)
+{
+	make(device(512 * MiB));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(512 * MiB));
+	finish({0, 128 * MiB, ""}, device(640 * MiB));
+	EXPECT_EQ(ctl->state().plugged, 640 * MiB);
+	EXPECT_NE(ctl->recent().back().outcome.find("128 MiB done"), std::string::npos) << ctl->recent().back().outcome;
+	EXPECT_NE(metrics().find("vmrd_backend_partial_total{action=\"plug\"} 1\n"), std::string::npos) << metrics();
+	EXPECT_FALSE(call) << "a partial grant is a result, not a fault to retry";
+}
+
+// A backend that plugs 768 MiB for a plug of 256 MiB, past limits.max: its
+// state is booked, then corrected.
+TEST_F(ControllerTest, ABackendThatDidMoreThanAskedIsBroughtBackUnderTheMaximum)
+{
+	Limits l;
+	l.max = 1 * GiB;
+	make(device(512 * MiB), l);
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	readState(device(512 * MiB));
+	finish({0, 768 * MiB, ""}, device(1280 * MiB));
+	EXPECT_EQ(ctl->state().plugged, 1280 * MiB);
+	expectCorrected(1280 * MiB, 1 * GiB);
+}
+
+// Without an event fd, nothing tells vmrd of a resize from outside: it is
+// seen at the next call, the read before a resize, which then does not push
+// the device further.
+TEST_F(ControllerTest, ADeviceChangedBehindItsBackIsSeenAtTheNextCall)
+{
+	Limits l;
+	l.max = 1 * GiB;
+	make(device(512 * MiB), l);
+	EXPECT_FALSE(call);
+	EXPECT_FALSE(ctl->nextDeadline()) << "idle, with nothing to wake it";
+	// Someone else resizes the device to 1.5 GiB; vmrd still believes 512 MiB.
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	EXPECT_EQ(ctl->state().plugged, 512 * MiB);
+	take();
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::ReadState);
+	readState(device(1536 * MiB));
+	EXPECT_EQ(ctl->state().plugged, 1536 * MiB) << "the backend's word is booked";
+	const auto *grow = decided("vmrdctl grow");
+	ASSERT_TRUE(grow);
+	EXPECT_NE(grow->outcome.find("not called: the backend already has 1536 MiB plugged, at the limit"),
+	          std::string::npos)
+	        << grow->outcome;
+	expectCorrected(1536 * MiB, 1 * GiB);
 }
 
 TEST_F(ControllerTest, ASlowCallRefusesOperatorsAndWarnsOnce)
@@ -215,14 +313,7 @@ TEST_F(ControllerTest, AnEventReadsTheStateAndCorrectsADeviceAboveTheMaximum)
 	EXPECT_EQ(call->op, BackendCall::Op::AckEvent);
 	readState(device(1536 * MiB)); // the host resized behind vmrd's back
 	EXPECT_EQ(ctl->state().plugged, 1536 * MiB);
-	ASSERT_TRUE(call) << "a device above limits.max is corrected at once";
-	EXPECT_EQ(call->op, BackendCall::Op::ReadState);
-	readState(device(1536 * MiB));
-	ASSERT_TRUE(call);
-	EXPECT_EQ(call->op, BackendCall::Op::Unplug);
-	EXPECT_EQ(call->bytes, 512 * MiB);
-	grant(1 * GiB);
-	EXPECT_EQ(ctl->state().plugged, 1 * GiB);
+	expectCorrected(1536 * MiB, 1 * GiB);
 }
 
 TEST_F(ControllerTest, AnEventDuringACallIsReadAfterIt)
