@@ -14,7 +14,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "control.h"
+#include "listen_address.h"
 #include "yaml_reader.h"
 
 namespace vmrd {

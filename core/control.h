@@ -10,24 +10,17 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 
 #include "event_loop.h"
+#include "listen_address.h"
 #include "result.h"
 
 namespace vmrd {
 
 struct ControlConfig;
 
-// "127.0.0.1:9560" or "[::1]:9560": numeric only, so a typo never resolves
-// to some other host.  A port alone ("9560") means loopback.
-struct ListenAddress {
-	sockaddr_storage addr{};
-	socklen_t length = 0;
-};
-std::optional<ListenAddress> parseListenAddress(const std::string &text);
 
 // The protocol, one JSON object per line each way:
 //   request  {"cmd": "status"}       (status, metrics, events, reclaim, reload)
