@@ -356,6 +356,10 @@ void Controller::correctBounds(TimePoint t)
 
 void Controller::reload(TimePoint t, const Settings &settings)
 {
+	TraceRecord r;
+	r.type = TraceRecord::Type::Reload;
+	r.sample = lastSample_;
+	record(r, t);
 	settings_ = settings;
 	policy_ = Policy::create(settings_.policy, settings_.limits);
 	correctBounds(t);

@@ -49,7 +49,7 @@ public:
 	ReplayResult run()
 	{
 		for (const auto &r : records_) {
-			if (!out_.divergence.empty())
+			if (!out_.divergence.empty() || out_.reloadedAt)
 				break;
 			if (options_.simulate) {
 				// A tick's record holds what the timer due then saw.
@@ -102,6 +102,10 @@ private:
 		case T::State:
 			if (!options_.simulate)
 				finishRecordedCall(r);
+			break;
+		case T::Reload:
+			if (!options_.simulate)
+				out_.reloadedAt = r.t;
 			break;
 		case T::Decision:
 		case T::Start:
@@ -223,11 +227,11 @@ ReplayResult replay(const PolicyParams &params, const Limits &limits, const std:
 	return Replayer(params, limits, records, options).run();
 }
 
-std::vector<std::string> recordedDecisions(const std::vector<TraceRecord> &records)
+std::vector<std::string> recordedDecisions(const std::vector<TraceRecord> &records, std::optional<Micros> until)
 {
 	std::vector<std::string> out;
 	for (const auto &r : records)
-		if (r.type == TraceRecord::Type::Decision)
+		if (r.type == TraceRecord::Type::Decision && (!until || r.t < *until))
 			out.push_back(line(r.t, r.asked));
 	return out;
 }

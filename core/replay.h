@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,12 +33,16 @@ struct ReplayOptions {
 struct ReplayResult {
 	std::vector<std::string> decisions; // "  12.345s plug 256 MiB: reason"
 	std::string divergence;             // not simulated: where the trace stopped matching, if it did
+	// Not simulated: the daemon reloaded its config here, and the replay
+	// stopped, since what follows used a config it does not have.
+	std::optional<Micros> reloadedAt;
 };
 
 ReplayResult replay(const PolicyParams &params, const Limits &limits, const std::vector<TraceRecord> &records,
                     const ReplayOptions &options = {});
 
-// The decisions a trace recorded, in replay()'s format.
-std::vector<std::string> recordedDecisions(const std::vector<TraceRecord> &records);
+// The decisions a trace recorded, in replay()'s format; before `until` if given.
+std::vector<std::string> recordedDecisions(const std::vector<TraceRecord> &records,
+                                           std::optional<Micros> until = std::nullopt);
 
 } // namespace vmrd

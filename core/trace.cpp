@@ -23,7 +23,7 @@ constexpr std::pair<TraceRecord::Type, const char *> typeNames[] = {
         {TraceRecord::Type::Sample, "sample"},     {TraceRecord::Type::Check, "check"},
         {TraceRecord::Type::Command, "command"},   {TraceRecord::Type::Event, "event"},
         {TraceRecord::Type::Decision, "decision"}, {TraceRecord::Type::Result, "result"},
-        {TraceRecord::Type::State, "state"},
+        {TraceRecord::Type::State, "state"},       {TraceRecord::Type::Reload, "reload"},
 };
 
 const char *typeName(TraceRecord::Type t)

@@ -28,6 +28,7 @@ struct TraceRecord {
 		Decision, // the controller decided
 		Result,   // a plug, unplug or release_all returned, with the state read after it
 		State,    // a state read (before a resize, a re-read, after an event) returned
+		Reload,   // the config was reloaded: what follows used another one
 	};
 	Type type = Type::Sample;
 	Micros t{0};
