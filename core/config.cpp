@@ -334,24 +334,6 @@ Result<Config> parseConfig(const std::string &text, const std::string &file)
 	                        [&](YamlReader &r, const YAML::Node &root) { return readDocument(r, root, file); });
 }
 
-Result<std::string> readConfigText(const std::string &path)
-{
-	std::error_code ec;
-	if (std::filesystem::is_directory(path, ec))
-		return Error{-EISDIR, path + ": is a directory, not a config file (give a file with --config FILE)"};
-	std::ifstream in(path);
-	if (!in) {
-		int err = errno;
-		return Error{-err, path + ": cannot read the config file: " + std::strerror(err) +
-		                           " (give another with --config FILE)"};
-	}
-	std::ostringstream s;
-	s << in.rdbuf();
-	if (in.bad())
-		return Error{-EIO, path + ": read error"};
-	return s.str();
-}
-
 Result<Config> loadConfig(const std::string &path)
 {
 	auto text = readConfigText(path);
