@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
-#include <regex>
 #include <sstream>
 #include <sys/un.h>
 
 #include <yaml-cpp/yaml.h>
 
 #include "control.h"
+#include "manifest.h"
 #include "yaml_reader.h"
 
 namespace vmrd {
@@ -28,7 +28,7 @@ void readBackend(YamlReader &r, const YAML::Node &n, BackendConfig &b)
 		return;
 	r.onlyKeys(n, p, {"name", "plugin_dir", "call_timeout", "options"});
 	if (YAML::Node name = n["name"]) {
-		if (r.scalar(name, "backend.name", b.name) && !std::regex_match(b.name, std::regex("[a-z0-9-]+")))
+		if (r.scalar(name, "backend.name", b.name) && !validPluginName(b.name))
 			r.fail(name, "backend.name", "'" + b.name + "' is not a plugin name (only a-z, 0-9 and -)");
 	} else {
 		r.fail(n, p, "missing key 'name' (the backend plugin to load, for example 'mock')");

@@ -70,13 +70,6 @@ struct MessageBuffer {
 
 } // namespace
 
-bool validPluginName(const std::string &name)
-{
-	return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-	});
-}
-
 std::string defaultPluginDir()
 {
 	return VMRD_PLUGIN_DIR;

@@ -125,7 +125,4 @@ private:
 // The built-in plugin directory, from the build (libdir/vmrd/plugins).
 std::string defaultPluginDir();
 
-// Valid plugin names match [a-z0-9-]+.
-bool validPluginName(const std::string &name);
-
 } // namespace vmrd
