@@ -118,6 +118,8 @@ TEST(Cli, ListPluginsShowsGoodAndRejected)
 	EXPECT_NE(r.out.find("rejected\t" BROKEN_PLUGIN_DIR "/vmrd-backend-no-manifest.so: "), std::string::npos)
 	        << r.out;
 	EXPECT_NE(r.out.find("built for vmrd plugin ABI 2"), std::string::npos) << r.out;
+	// From its manifest alone: the missing entry point shows only on loading.
+	EXPECT_NE(r.out.find("no-entry\t1.0\ttest\tABI 1.0\t"), std::string::npos) << r.out;
 }
 
 // The daemon in the foreground on this machine's real PSI with the mock
