@@ -336,10 +336,7 @@ Result<Config> parseConfig(const std::string &text, const std::string &file)
 
 Result<Config> loadConfig(const std::string &path)
 {
-	auto text = readConfigText(path);
-	if (!text)
-		return text.error();
-	return parseConfig(*text, path);
+	return loadConfigFile<Config>(path, parseConfig);
 }
 
 } // namespace vmrd
