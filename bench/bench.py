@@ -363,7 +363,7 @@ def main():
               f"{', '.join(scenarios(mode)) if mode in ('full', 'quick', 'smoke') else '?'}", file=sys.stderr)
         return 64
     workload = os.path.join(build, "tests", "guest", "guest-workload")
-    broker = os.path.join(build, "plugins", "virtio-mem", "vmrd-broker")
+    broker = os.path.join(build, "plugins", "virtio-mem", "broker", "vmrd-broker")
     out_dir = os.path.join(build, "bench", mode)
     os.makedirs(out_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vmrd-bench-")

@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
-#include <regex>
 #include <sstream>
 #include <sys/un.h>
 
 #include <yaml-cpp/yaml.h>
 
 #include "listen_address.h"
+#include "manifest.h"
 #include "yaml_reader.h"
 
 namespace vmrd {
@@ -28,7 +28,7 @@ void readBackend(YamlReader &r, const YAML::Node &n, BackendConfig &b)
 		return;
 	r.onlyKeys(n, p, {"name", "plugin_dir", "call_timeout", "options"});
 	if (YAML::Node name = n["name"]) {
-		if (r.scalar(name, "backend.name", b.name) && !std::regex_match(b.name, std::regex("[a-z0-9-]+")))
+		if (r.scalar(name, "backend.name", b.name) && !validPluginName(b.name))
 			r.fail(name, "backend.name", "'" + b.name + "' is not a plugin name (only a-z, 0-9 and -)");
 	} else {
 		r.fail(n, p, "missing key 'name' (the backend plugin to load, for example 'mock')");
@@ -334,30 +334,9 @@ Result<Config> parseConfig(const std::string &text, const std::string &file)
 	                        [&](YamlReader &r, const YAML::Node &root) { return readDocument(r, root, file); });
 }
 
-Result<std::string> readConfigText(const std::string &path)
-{
-	std::error_code ec;
-	if (std::filesystem::is_directory(path, ec))
-		return Error{-EISDIR, path + ": is a directory, not a config file (give a file with --config FILE)"};
-	std::ifstream in(path);
-	if (!in) {
-		int err = errno;
-		return Error{-err, path + ": cannot read the config file: " + std::strerror(err) +
-		                           " (give another with --config FILE)"};
-	}
-	std::ostringstream s;
-	s << in.rdbuf();
-	if (in.bad())
-		return Error{-EIO, path + ": read error"};
-	return s.str();
-}
-
 Result<Config> loadConfig(const std::string &path)
 {
-	auto text = readConfigText(path);
-	if (!text)
-		return text.error();
-	return parseConfig(*text, path);
+	return loadConfigFile<Config>(path, parseConfig);
 }
 
 } // namespace vmrd

@@ -57,8 +57,7 @@ int listPlugins(const Cli &cli)
 		if (l.ok) {
 			any = true;
 			std::cout << l.info.name << "\t" << l.info.version << "\t" << l.info.vendor << "\tABI "
-			          << l.info.abiMajor << "." << l.info.abiMinor << "\t" << l.info.path << "\n"
-			          << "\t" << l.info.description << "\n";
+			          << l.info.abiMajor << "." << l.info.abiMinor << "\t" << l.info.path << "\n";
 		} else {
 			std::cout << "rejected\t" << l.path << ": " << l.problem << "\n";
 		}
@@ -78,6 +77,7 @@ void printPlan(const Config &c, const Backend &b, const BackendState &s)
 	std::cout << "config " << c.file << " is valid\n"
 	          << "backend: " << info.name << " " << info.version << " (" << info.vendor << ", ABI " << info.abiMajor
 	          << "." << info.abiMinor << ") from " << info.path << "\n"
+	          << "  about: " << info.description << "\n"
 	          << "  device: " << formatSize(s.plugged) << " plugged, range " << formatSize(s.minBytes) << " to "
 	          << formatSize(s.maxBytes) << ", block " << formatSize(s.blockSize) << "\n"
 	          << "psi sources:";

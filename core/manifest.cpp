@@ -7,6 +7,7 @@
 // its IPA modules.
 #include "manifest.h"
 
+#include <algorithm>
 #include <cstring>
 #include <elf.h>
 #include <fstream>
@@ -36,6 +37,13 @@ bool readSection(std::string_view image, const Elf64_Ehdr &eh, unsigned index, E
 std::string manifestString(const char *field, size_t size)
 {
 	return std::string(field, strnlen(field, size));
+}
+
+bool validPluginName(std::string_view name)
+{
+	return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+	});
 }
 
 Result<vmrd_manifest> parseManifest(std::string_view image)

@@ -25,4 +25,9 @@ Result<vmrd_manifest> readManifest(const std::string &path);
 // The manifest's strings, safe to print even if the plugin forgot the NUL.
 std::string manifestString(const char *field, size_t size);
 
+// The one check of a plugin name, [a-z0-9-]+ (plugin.h), for the config,
+// the loader and the listing alike: a name becomes part of a file name, so
+// it must never hold a slash or a dot.
+bool validPluginName(std::string_view name);
+
 } // namespace vmrd

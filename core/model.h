@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "call_result.h"
 #include "mem_stats.h"
 #include "units.h"
 
@@ -35,13 +36,6 @@ struct Decision {
 const char *actionName(Decision::Action a);
 // "plug 128 MiB: reason" or "nothing: reason": the same words in the log and in replays.
 std::string describeDecision(const Decision &d);
-
-// The outcome of a resize call: a partial result is normal, not an error.
-struct CallResult {
-	int code = 0;      // 0 or negative errno
-	uint64_t done = 0; // bytes really plugged or released
-	std::string message;
-};
 
 struct BackendState {
 	bool connected = false;

@@ -70,13 +70,6 @@ struct MessageBuffer {
 
 } // namespace
 
-bool validPluginName(const std::string &name)
-{
-	return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-	});
-}
-
 std::string defaultPluginDir()
 {
 	return VMRD_PLUGIN_DIR;
@@ -126,15 +119,16 @@ Status checkTrusted(const std::string &path)
 
 } // namespace
 
-Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, const std::string &name)
+Result<PluginInfo> PluginLoader::inspect(const std::string &path, const std::string &name)
 {
 	auto fail = [&](int code, const std::string &what) {
 		return Error{code, "plugin '" + name + "' (" + path + "): " + what};
 	};
 
+	if (!validPluginName(name))
+		return fail(-EINVAL, "not a plugin name (only a-z, 0-9 and -)");
 	if (auto trusted = checkTrusted(path); !trusted)
 		return fail(trusted.error().code, trusted.error().message);
-	// Check the manifest before any of the plugin's code runs.
 	auto manifest = readManifest(path);
 	if (!manifest)
 		return fail(manifest.error().code, manifest.error().message);
@@ -158,6 +152,20 @@ Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, 
 	if (meta.name != name)
 		return fail(-EBADMSG, "its manifest names it '" + meta.name +
 		                              "'; the file must be called vmrd-backend-" + meta.name + ".so");
+	return meta;
+}
+
+Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, const std::string &name)
+{
+	auto fail = [&](int code, const std::string &what) {
+		return Error{code, "plugin '" + name + "' (" + path + "): " + what};
+	};
+
+	// Check the manifest before any of the plugin's code runs.
+	auto inspected = inspect(path, name);
+	if (!inspected)
+		return inspected.error();
+	PluginInfo meta = std::move(*inspected);
 
 	auto lib = std::make_shared<boost::dll::shared_library>();
 	try {
@@ -231,11 +239,11 @@ std::vector<PluginLoader::Listing> PluginLoader::list() const
 			if (f.size() <= pre + suf || f.compare(0, pre, filePrefix) != 0 ||
 			    f.compare(f.size() - suf, suf, fileSuffix) != 0) {
 				l.problem = "ignored: not named vmrd-backend-<name>.so";
-			} else if (auto plugin = loadFile(l.path, f.substr(pre, f.size() - pre - suf))) {
+			} else if (auto info = inspect(l.path, f.substr(pre, f.size() - pre - suf))) {
 				l.ok = true;
-				l.info = (*plugin)->info();
+				l.info = std::move(*info);
 			} else {
-				l.problem = plugin.error().message;
+				l.problem = info.error().message;
 			}
 			out.push_back(std::move(l));
 		}

@@ -20,12 +20,13 @@ class shared_library;
 
 namespace vmrd {
 
-// What a plugin says of itself, from its manifest and entry point.
+// What a plugin says of itself: its manifest, read without running its
+// code, and once it is loaded the description from its entry point.
 struct PluginInfo {
 	std::string name;
 	std::string version;
 	std::string vendor;
-	std::string description;
+	std::string description; // only from load(): it takes running the plugin's code
 	std::string path;
 	uint32_t abiMajor = 0;
 	uint32_t abiMinor = 0;
@@ -108,14 +109,20 @@ public:
 	Result<std::shared_ptr<Plugin>> load(const std::string &name) const;
 	// Checks and loads one file; `name` is what the file name promises.
 	static Result<std::shared_ptr<Plugin>> loadFile(const std::string &path, const std::string &name);
+	// The checks that need no plugin code: the name, who may write the
+	// file, its ELF manifest and ABI.  The way libcamera reads its IPA
+	// module info: a file that is not a plugin never runs in vmrd.
+	static Result<PluginInfo> inspect(const std::string &path, const std::string &name);
 
 	struct Listing {
 		std::string path;
 		bool ok = false;
-		PluginInfo info;     // when ok
+		PluginInfo info;     // when ok; without description (see inspect)
 		std::string problem; // when not
 	};
-	// Every file in the directories, with its info or why it was rejected.
+	// Every file in the directories, with its manifest or why it was
+	// rejected; loads none of them, so a file that passes here can still
+	// fail to load (no entry point, a short ops table).
 	std::vector<Listing> list() const;
 
 private:
@@ -124,8 +131,5 @@ private:
 
 // The built-in plugin directory, from the build (libdir/vmrd/plugins).
 std::string defaultPluginDir();
-
-// Valid plugin names match [a-z0-9-]+.
-bool validPluginName(const std::string &name);
 
 } // namespace vmrd

@@ -118,6 +118,8 @@ TEST(Cli, ListPluginsShowsGoodAndRejected)
 	EXPECT_NE(r.out.find("rejected\t" BROKEN_PLUGIN_DIR "/vmrd-backend-no-manifest.so: "), std::string::npos)
 	        << r.out;
 	EXPECT_NE(r.out.find("built for vmrd plugin ABI 2"), std::string::npos) << r.out;
+	// From its manifest alone: the missing entry point shows only on loading.
+	EXPECT_NE(r.out.find("no-entry\t1.0\ttest\tABI 1.0\t"), std::string::npos) << r.out;
 }
 
 // The daemon in the foreground on this machine's real PSI with the mock
@@ -186,9 +188,14 @@ TEST(Daemon, ReloadsOnSighupAndKeepsTheOldConfigWhenTheNewIsBad)
 	EXPECT_EQ(p.wait(5s), 0) << p.err();
 	EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "did not stop within a second";
 
-	// The recording replays through the same policy.
+	// The recording replays through the same controller.  Fed back as it
+	// ran, it stops at the reload, past which it has not the config; a
+	// simulated replay with the reloaded config goes on to the unplug.
 	path = writeConfig(dir, base + "policy:\n  shrink_step_max: 1G\n");
-	Process r({VMRD_REPLAY_BINARY, "--config", path, "--tail", "0", trace});
+	Process faithful({VMRD_REPLAY_BINARY, "--config", path, trace});
+	EXPECT_EQ(faithful.wait(10s), 0) << faithful.err();
+	EXPECT_NE(faithful.err().find("reloaded its config at"), std::string::npos) << faithful.err();
+	Process r({VMRD_REPLAY_BINARY, "--config", path, "--simulate", "--tail", "0", trace});
 	EXPECT_EQ(r.wait(10s), 0) << r.err();
 	EXPECT_NE(r.out().find("unplug"), std::string::npos) << r.out();
 }

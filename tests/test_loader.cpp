@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
+#include <vector>
 #include <gtest/gtest.h>
 
 #include "manifest.h"
@@ -166,14 +167,41 @@ TEST(Loader, ListReportsEveryFile)
 		if (l.path.find("vmrd-backend-mock.so") != std::string::npos) {
 			EXPECT_TRUE(l.ok) << l.problem;
 			EXPECT_EQ(l.info.vendor, "vmrd project");
+			EXPECT_EQ(l.info.abiMajor, 1u);
 		}
 		if (l.path.find("vmrd-backend-abi-major.so") != std::string::npos) {
 			EXPECT_NE(l.problem.find("ABI 2"), std::string::npos) << l.problem;
+		}
+		// Its manifest is sound; only loading it finds the missing entry.
+		if (l.path.find("vmrd-backend-no-entry.so") != std::string::npos) {
+			EXPECT_TRUE(l.ok) << l.problem;
 		}
 		(l.ok ? ok : rejected)++;
 	}
 	EXPECT_GE(ok, 1);
 	EXPECT_GE(rejected, 4);
+}
+
+// Listing reads manifests only, as libcamera reads its IPA module info:
+// no file in the directories is loaded, so none of their code runs.
+TEST(Loader, ListRunsNoPluginCode)
+{
+	auto isLoaded = [](const std::string &path) {
+		void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+		if (h)
+			dlclose(h);
+		return h != nullptr;
+	};
+	const PluginLoader loader({BROKEN_PLUGIN_DIR, MOCK_PLUGIN_DIR});
+	const auto before = loader.list();
+	ASSERT_FALSE(before.empty());
+	std::vector<bool> wasLoaded;
+	for (const auto &l : before)
+		wasLoaded.push_back(isLoaded(l.path));
+	const auto after = loader.list();
+	ASSERT_EQ(after.size(), before.size());
+	for (size_t i = 0; i < after.size(); i++)
+		EXPECT_EQ(isLoaded(after[i].path), wasLoaded[i]) << after[i].path << " was loaded by list()";
 }
 
 // Boost.DLL must not unload the code a live backend points into.

@@ -198,7 +198,7 @@ struct vmrd_backend_ops {
 struct vmrd_plugin_info {
 	uint32_t struct_size;
 	uint32_t reserved;
-	const char *description; /* one line, for --list-plugins */
+	const char *description; /* one line, for --check-config */
 	const struct vmrd_backend_ops *ops;
 };
 

@@ -95,9 +95,9 @@ Result<uint64_t> Membuf::plugged()
 	return *blocks * blockSize_;
 }
 
-Membuf::Outcome Membuf::plug(uint64_t bytes)
+CallResult Membuf::plug(uint64_t bytes)
 {
-	Outcome o;
+	CallResult o;
 	if (bytes == 0 || bytes % blockSize_) {
 		o.code = -EINVAL;
 		o.message = std::to_string(bytes) + " bytes is not a positive multiple of the block size " +
@@ -122,9 +122,9 @@ Membuf::Outcome Membuf::plug(uint64_t bytes)
 	return o;
 }
 
-Membuf::Outcome Membuf::unplug(uint64_t bytes)
+CallResult Membuf::unplug(uint64_t bytes)
 {
-	Outcome o;
+	CallResult o;
 	uint64_t blocks = bytes / blockSize_;
 	// The kernel's own blocks (plugged by its OOM notifier) go first, as
 	// the product daemon does.
@@ -152,11 +152,11 @@ Membuf::Outcome Membuf::unplug(uint64_t bytes)
 	return o;
 }
 
-Membuf::Outcome Membuf::releaseAll()
+CallResult Membuf::releaseAll()
 {
-	Outcome o = unplug(std::numeric_limits<uint64_t>::max() / blockSize_ * blockSize_);
+	CallResult o = unplug(std::numeric_limits<uint64_t>::max() / blockSize_ * blockSize_);
 	if (o.code == -EBUSY)
-		o = Outcome{};
+		o = CallResult{};
 	return o;
 }
 

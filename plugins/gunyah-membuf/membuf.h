@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "call_result.h"
 #include "kernel.h"
 #include "result.h"
 
@@ -44,16 +45,11 @@ public:
 	// counts our hints and the kernel's own blocks.
 	Result<uint64_t> plugged();
 
-	struct Outcome {
-		int code = 0;      // 0 or negative errno
-		uint64_t done = 0; // bytes really plugged or released
-		std::string message;
-	};
 	// One hint per block; stops at the first refusal and reports what it got.
-	Outcome plug(uint64_t bytes);
+	CallResult plug(uint64_t bytes);
 	// Kernel-plugged blocks first (kernel_unplug), then our newest hints.
-	Outcome unplug(uint64_t bytes);
-	Outcome releaseAll();
+	CallResult unplug(uint64_t bytes);
+	CallResult releaseAll();
 
 private:
 	Membuf(Kernel &kernel, MembufOptions options, std::string sysfs, Log log)

@@ -12,8 +12,6 @@
 // plugin's own holding the channel, because the channel's fd changes when the
 // port is reopened; get_state answers from what the broker said last.
 #include <chrono>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <fstream>
@@ -24,6 +22,7 @@
 
 #include <vmrd/plugin.h>
 
+#include "backend_adapter.h"
 #include "mem_stats.h"
 #include "protocol.h"
 #include "transport.h"
@@ -55,15 +54,17 @@ struct vmrd_backend {
 		if (eventFd >= 0)
 			::close(eventFd);
 	}
+
+	// The C ABI's operations, through plugins/common/backend_adapter.h.
+	static Result<std::unique_ptr<vmrd_backend>> create(const vmrd_host &host, const plugin::Options &options);
+	Result<vmrd_backend_state> getState();
+	CallResult plug(uint64_t bytes);
+	CallResult unplug(uint64_t bytes);
+	Result<int> getEventFd() { return eventFd; }
+	Status ackEvent();
 };
 
 namespace {
-
-void setMessage(char *msg, uint32_t size, const std::string &text)
-{
-	if (size > 0)
-		std::snprintf(msg, size, "%s", text.c_str());
-}
 
 void log(vmrd_backend *b, int level, const std::string &text)
 {
@@ -251,12 +252,6 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 	return s.size;
 }
 
-int fail(char *msg, uint32_t size, const Error &e)
-{
-	setMessage(msg, size, e.message);
-	return e.code < 0 ? e.code : -EIO;
-}
-
 int applyOption(vmrd_backend *b, const std::string &key, const std::string &value, std::string &error)
 {
 	auto duration = [&](milliseconds &out) {
@@ -282,135 +277,99 @@ int applyOption(vmrd_backend *b, const std::string &key, const std::string &valu
 	return -EINVAL;
 }
 
-int vmCreate(const vmrd_host *host, const vmrd_option *options, uint32_t n, vmrd_backend **out, char *msg,
-             uint32_t msgSize)
+// No round trip while connected: the broker tells this side of every change
+// (replies and size notices), so the state is what it said last.  Only a
+// backend that has not heard from the broker, or lost it, asks.
+CallResult resizeBy(vmrd_backend *b, bool grow, uint64_t bytes)
 {
-	try {
-		auto b = std::make_unique<vmrd_backend>();
-		b->host = *host;
-		b->procfs = host->procfs_root;
-		for (uint32_t i = 0; i < n; i++) {
-			std::string error;
-			if (int r = applyOption(b.get(), options[i].key, options[i].value, error)) {
-				setMessage(msg, msgSize, error);
-				return r;
-			}
-		}
-		b->eventFd = ::epoll_create1(EPOLL_CLOEXEC);
-		if (b->eventFd < 0) {
-			const int err = errno;
-			setMessage(msg, msgSize, std::string("epoll_create1: ") + std::strerror(err));
-			return -err;
-		}
-		b->transport = openVirtioSerial(b->port);
-		// The broker may come later: a missing broker is not an error here.
-		if (auto h = hello(b.get()); !h && h.error().code == -ENODEV)
-			return fail(msg, msgSize, h.error());
-		else if (!h)
-			log(b.get(), VMRD_LOG_WARNING, h.error().message + "; vmrd retries when it needs memory");
-		*out = b.release();
-		return 0;
-	} catch (const std::exception &e) {
-		setMessage(msg, msgSize, e.what());
-		return -ENOMEM;
+	auto h = hello(b);
+	if (!h)
+		return plugin::callFailed(h.error());
+	const uint64_t before = h->size;
+	const uint64_t target = grow ? before + bytes : before - std::min(before, bytes);
+	std::string note;
+	auto after = resize(b, grow, target, grow ? b->plugTimeout : b->unplugTimeout, note);
+	if (!after)
+		return plugin::callFailed(after.error());
+	CallResult r;
+	r.done = grow ? (*after > before ? *after - before : 0) : (before > *after ? before - *after : 0);
+	if (!note.empty())
+		log(b, VMRD_LOG_INFO, note);
+	if (r.done == 0) {
+		r.code = grow ? -ENOSPC : -EBUSY;
+		r.message = note.empty() ? "nothing changed" : note;
 	}
+	return r;
 }
 
-void vmDestroy(vmrd_backend *b)
+} // namespace
+
+Result<std::unique_ptr<vmrd_backend>> vmrd_backend::create(const vmrd_host &host, const plugin::Options &options)
 {
-	delete b;
+	auto b = std::make_unique<vmrd_backend>();
+	b->host = host;
+	b->procfs = host.procfs_root;
+	for (const auto &[key, value] : options) {
+		std::string error;
+		if (int r = applyOption(b.get(), key, value, error))
+			return Error{r, error};
+	}
+	b->eventFd = ::epoll_create1(EPOLL_CLOEXEC);
+	if (b->eventFd < 0) {
+		const int err = errno;
+		return Error{-err, std::string("epoll_create1: ") + std::strerror(err)};
+	}
+	b->transport = openVirtioSerial(b->port);
+	// The broker may come later: a missing broker is not an error here.
+	if (auto h = hello(b.get()); !h && h.error().code == -ENODEV)
+		return h.error();
+	else if (!h)
+		log(b.get(), VMRD_LOG_WARNING, h.error().message + "; vmrd retries when it needs memory");
+	return b;
 }
 
 // No round trip while connected: the broker tells this side of every change
 // (replies and size notices), so the state is what it said last.  Only a
 // backend that has not heard from the broker, or lost it, asks.
-int vmGetState(vmrd_backend *b, vmrd_backend_state *st, char *msg, uint32_t msgSize)
+Result<vmrd_backend_state> vmrd_backend::getState()
 {
-	try {
-		absorb(b);
-		if (!b->connected) {
-			auto h = hello(b);
-			if (!h && h.error().code == -ENODEV)
-				return fail(msg, msgSize, h.error());
-		}
-		st->flags = VMRD_BACKEND_HOTPLUG | (b->connected ? VMRD_BACKEND_CONNECTED : 0);
-		// While the broker is away, report what it said last.
-		st->block_size = b->last.blockSize ? b->last.blockSize : 2u << 20;
-		st->min_bytes = b->last.min;
-		st->max_bytes = b->last.max;
-		st->plugged_bytes = b->last.size;
-		return 0;
-	} catch (const std::exception &e) {
-		return fail(msg, msgSize, Error{-EIO, e.what()});
+	absorb(this);
+	if (!connected) {
+		auto h = hello(this);
+		if (!h && h.error().code == -ENODEV)
+			return h.error();
 	}
+	vmrd_backend_state st{};
+	st.flags = VMRD_BACKEND_HOTPLUG | (connected ? VMRD_BACKEND_CONNECTED : 0);
+	// While the broker is away, report what it said last.
+	st.block_size = last.blockSize ? last.blockSize : 2u << 20;
+	st.min_bytes = last.min;
+	st.max_bytes = last.max;
+	st.plugged_bytes = last.size;
+	return st;
 }
 
-int vmResize(vmrd_backend *b, bool grow, uint64_t bytes, uint64_t *done, char *msg, uint32_t msgSize)
+CallResult vmrd_backend::plug(uint64_t bytes)
 {
-	*done = 0;
-	try {
-		auto h = hello(b);
-		if (!h)
-			return fail(msg, msgSize, h.error());
-		const uint64_t before = h->size;
-		const uint64_t target = grow ? before + bytes : before - std::min(before, bytes);
-		std::string note;
-		auto after = resize(b, grow, target, grow ? b->plugTimeout : b->unplugTimeout, note);
-		if (!after)
-			return fail(msg, msgSize, after.error());
-		*done = grow ? (*after > before ? *after - before : 0) : (before > *after ? before - *after : 0);
-		if (!note.empty())
-			log(b, VMRD_LOG_INFO, note);
-		if (*done == 0) {
-			setMessage(msg, msgSize, note.empty() ? "nothing changed" : note);
-			return grow ? -ENOSPC : -EBUSY;
-		}
-		return 0;
-	} catch (const std::exception &e) {
-		return fail(msg, msgSize, Error{-EIO, e.what()});
-	}
+	return resizeBy(this, true, bytes);
 }
 
-int vmPlug(vmrd_backend *b, uint64_t bytes, uint64_t *done, char *msg, uint32_t msgSize)
+CallResult vmrd_backend::unplug(uint64_t bytes)
 {
-	return vmResize(b, true, bytes, done, msg, msgSize);
-}
-
-int vmUnplug(vmrd_backend *b, uint64_t bytes, uint64_t *done, char *msg, uint32_t msgSize)
-{
-	return vmResize(b, false, bytes, done, msg, msgSize);
-}
-
-int vmGetEventFd(vmrd_backend *b, int *fd, char *, uint32_t)
-{
-	*fd = b->eventFd;
-	return 0;
+	return resizeBy(this, false, bytes);
 }
 
 // Takes in the size notices that arrived; get_state, which vmrd calls next,
 // answers from them.
-int vmAckEvent(vmrd_backend *b, char *msg, uint32_t msgSize)
+Status vmrd_backend::ackEvent()
 {
-	try {
-		absorb(b);
-		return 0;
-	} catch (const std::exception &e) {
-		return fail(msg, msgSize, Error{-EIO, e.what()});
-	}
+	absorb(this);
+	return Ok{};
 }
 
-const vmrd_backend_ops ops = {
-        sizeof(vmrd_backend_ops),
-        0,
-        vmCreate,
-        vmDestroy,
-        vmGetState,
-        vmPlug,
-        vmUnplug,
-        nullptr,
-        vmGetEventFd,
-        vmAckEvent,
-};
+namespace {
+
+const vmrd_backend_ops ops = plugin::backendOps<vmrd_backend>();
 
 const vmrd_plugin_info info = {
         sizeof(vmrd_plugin_info),

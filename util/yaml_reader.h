@@ -236,4 +236,14 @@ template <typename T, typename F> Result<T> readYaml(const std::string &text, co
 // The text of a config file; an error names the path and what to do.
 Result<std::string> readConfigText(const std::string &path);
 
+// Reads a config file and parses it with parse(text, path): the daemon's
+// and the broker's loaders.
+template <typename T, typename Parse> Result<T> loadConfigFile(const std::string &path, Parse parse)
+{
+	auto text = readConfigText(path);
+	if (!text)
+		return text.error();
+	return parse(*text, path);
+}
+
 } // namespace vmrd

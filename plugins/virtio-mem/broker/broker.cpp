@@ -103,10 +103,7 @@ Result<BrokerConfig> parseBrokerConfig(const std::string &text, const std::strin
 
 Result<BrokerConfig> loadBrokerConfig(const std::string &path)
 {
-	auto text = readConfigText(path);
-	if (!text)
-		return text.error();
-	return parseBrokerConfig(*text, path);
+	return loadConfigFile<BrokerConfig>(path, parseBrokerConfig);
 }
 
 Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers)
