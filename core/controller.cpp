@@ -43,7 +43,10 @@ Controller::Controller(Settings settings, const BackendState &initial, const Sam
 	TraceRecord r;
 	r.type = TraceRecord::Type::Start;
 	r.sample = sample;
+	r.dryRun = settings_.dryRun;
 	record(r, start);
+	// Memory already plugged (a restart) goes back like any, once idle.
+	policy_->resume(start, state_);
 	if (!state_.connected)
 		refreshAt_ = start;
 	// Started (or restarted) with the device outside the limits.
@@ -62,6 +65,8 @@ void Controller::record(TraceRecord r, TimePoint t)
 
 void Controller::start(TimePoint t, BackendCall call, Purpose purpose)
 {
+	if (call.op == BackendCall::Op::ReadState && purpose == Purpose::Refresh)
+		lastRefresh_ = t;
 	inFlight_ = call;
 	outbox_ = call;
 	purpose_ = purpose;
@@ -142,18 +147,19 @@ void Controller::onPressure(TimePoint t, const PsiEvent &e, const Sample &s)
 	r.severity = stall_.severity(e, t);
 	r.sample = s;
 	record(r, t);
-	if (!state_.connected) {
-		logInfo("PSI " + e.trigger + ": " + backendName() + " is not connected; asking it again now");
-		if (inFlight_)
-			refreshAt_ = t;
-		else
-			start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
+	if (stopping_)
 		return;
-	}
-	if (inFlight_) {
-		// Coalesced: the newest event is looked at when the call ends.
-		logDebug("PSI " + e.trigger + " while " + *inFlight() + " runs: held until it ends");
+	if (!state_.connected || inFlight_) {
+		// Held, the newest only, and looked at when the backend answers,
+		// if it is still recent then.
 		heldPressure_ = e;
+		heldAt_ = t;
+		if (!state_.connected && !inFlight_ && (!lastRefresh_ || t - *lastRefresh_ >= std::chrono::seconds(1))) {
+			logInfo("PSI " + e.trigger + ": " + backendName() + " is not connected; asking it again now");
+			start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
+		} else {
+			logDebug("PSI " + e.trigger + ": held until " + (inFlight_ ? *inFlight() + " ends" : "the backend answers"));
+		}
 		return;
 	}
 	decidePressure(t, e, false);
@@ -193,10 +199,14 @@ std::optional<TimePoint> Controller::nextTick() const
 	if (inFlight_) {
 		// The rest waits for the call: it ends in onCallDone, not on a timer.
 		earliest(callDeadline_);
-	} else {
+	} else if (!stopping_) {
 		earliest(refreshAt_);
-		earliest(correctAt_);
-		earliest(policy_->nextCheck());
+		// What needs the backend waits while it is away.
+		if (state_.connected) {
+			if (!settings_.dryRun)
+				earliest(correctAt_);
+			earliest(policy_->nextCheck());
+		}
 	}
 	return next;
 }
@@ -222,8 +232,10 @@ void Controller::onTick(TimePoint t, const std::function<std::optional<Sample>()
 		}
 		return;
 	}
+	if (stopping_)
+		return;
 	const bool refresh = due(refreshAt_);
-	const bool check = !refresh && due(policy_->nextCheck());
+	const bool check = !refresh && state_.connected && due(policy_->nextCheck());
 	// One record per tick, with the statistics it read, so that a replay
 	// gives the same tick the same inputs.
 	if (check)
@@ -238,7 +250,7 @@ void Controller::onTick(TimePoint t, const std::function<std::optional<Sample>()
 		start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
 		return;
 	}
-	if (due(correctAt_))
+	if (state_.connected && due(correctAt_))
 		correctBounds(t);
 	if (!inFlight_ && check)
 		execute(t, policy_->onTimer(t, lastSample_, state_));
@@ -251,6 +263,8 @@ Decision Controller::onCheck(TimePoint t, const Sample &s)
 	r.type = TraceRecord::Type::Check;
 	r.sample = s;
 	record(r, t);
+	if (stopping_)
+		return {Decision::Action::None, 0, "vmrd is stopping"};
 	if (inFlight_) {
 		heldCheck_ = true;
 		logInfo("shrink check held until " + *inFlight() + " ends");
@@ -263,6 +277,8 @@ Decision Controller::onCheck(TimePoint t, const Sample &s)
 
 Result<Decision> Controller::onCommand(TimePoint t, Decision::Action action, uint64_t bytes)
 {
+	if (stopping_)
+		return Error{-ESHUTDOWN, "vmrd is stopping"};
 	if (!state_.connected)
 		return Error{-ENOTCONN, backendName() + " is not connected; try again later"};
 	if (inFlight_)
@@ -312,6 +328,8 @@ bool Controller::releaseOnExit(TimePoint t)
 // held PSI event or check, then the policy's own timer.
 void Controller::afterCall(TimePoint t)
 {
+	if (stopping_)
+		return;
 	correctBounds(t);
 	if (inFlight_)
 		return;
@@ -325,9 +343,15 @@ void Controller::afterCall(TimePoint t)
 	if (heldPressure_) {
 		const PsiEvent e = *heldPressure_;
 		heldPressure_.reset();
-		heldCheck_ = false;
-		decidePressure(t, e, true);
-		return;
+		// An event from more than two windows ago says nothing of now.
+		if (t - heldAt_ <= 2 * e.window) {
+			decidePressure(t, e, true);
+			if (inFlight_)
+				return;
+		} else {
+			logDebug("PSI " + e.trigger + " from " + formatDuration(std::chrono::duration_cast<Micros>(t - heldAt_)) +
+			         " ago dropped: too old to act on");
+		}
 	}
 	const auto check = policy_->nextCheck();
 	if (heldCheck_ || (check && t >= *check)) {
@@ -362,7 +386,20 @@ void Controller::reload(TimePoint t, const Settings &settings)
 	record(r, t);
 	settings_ = settings;
 	policy_ = Policy::create(settings_.policy, settings_.limits);
+	policy_->resume(t, state_);
 	correctBounds(t);
+}
+
+void Controller::stop(TimePoint t)
+{
+	TraceRecord r;
+	r.type = TraceRecord::Type::Stop;
+	r.sample = lastSample_;
+	record(r, t);
+	stopping_ = true;
+	heldPressure_.reset();
+	heldCheck_ = false;
+	eventPending_ = false;
 }
 
 } // namespace vmrd

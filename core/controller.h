@@ -75,6 +75,9 @@ public:
 	// The call from nextCall() finished; `s` was read just after it.
 	void onCallDone(TimePoint t, const CallDone &done, const Sample &s);
 	void reload(TimePoint t, const Settings &settings);
+	// SIGTERM: no new decision or call from here on, held inputs dropped;
+	// a call in flight still ends in onCallDone, and releaseOnExit() works.
+	void stop(TimePoint t);
 
 	// Outputs.
 	std::optional<BackendCall> nextCall();
@@ -142,7 +145,10 @@ private:
 	std::optional<TimePoint> callDeadline_;
 	// Inputs held while a call ran, looked at when it ends.
 	std::optional<PsiEvent> heldPressure_;
+	TimePoint heldAt_;
 	bool heldCheck_ = false, eventPending_ = false;
+	bool stopping_ = false;
+	std::optional<TimePoint> lastRefresh_; // PSI asks a backend that is away again at most once a second
 
 	std::optional<TimePoint> refreshAt_; // ask a backend that is away again
 	Micros refreshBackoff_{0};

@@ -104,6 +104,10 @@ void Controller::preReadDone(TimePoint t, const CallDone &done)
 		concludeResize(t, {away ? -ENOTCONN : -EIO, 0, "not called: " + why}, Micros(0), nullptr);
 		return;
 	}
+	if (stopping_) {
+		concludeResize(t, {-ESHUTDOWN, 0, "not called: vmrd is stopping"}, Micros(0), nullptr);
+		return;
+	}
 	const uint64_t room = bounds(settings_.limits, state_).room(planned_.action, state_.plugged);
 	sent_ = std::min(planned_.bytes, room);
 	before_ = state_.plugged;

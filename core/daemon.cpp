@@ -208,12 +208,13 @@ void Daemon::record(const TraceRecord &r)
 int Daemon::stop()
 {
 	notifySystemd("STOPPING=1");
-	// Finish what is in flight, and with daemon.release_on_exit give the
-	// memory back, each call within its time.
-	bool released = false;
-	for (;;) {
+	controller_->stop(now());
+	// Finish what is in flight, within a second; with daemon.release_on_exit
+	// within backend.call_timeout, then give the memory back.
+	const bool release = config_.daemon.releaseOnExit;
+	const Micros wait = release ? config_.backend.callTimeout : Micros(std::chrono::milliseconds(900));
+	for (bool released = false;;) {
 		if (callRunning_) {
-			const Micros wait = released ? config_.backend.callTimeout : Micros(std::chrono::milliseconds(900));
 			if (!worker_->waitIdle(wait)) {
 				logWarning("abandoning " + controller_->inFlight().value_or("the call") +
 				           " in flight; memory stays as the backend leaves it");
@@ -229,7 +230,7 @@ int Daemon::stop()
 			callRunning_ = true;
 			continue;
 		}
-		if (released || !config_.daemon.releaseOnExit || !controller_->releaseOnExit(now()))
+		if (released || !release || !controller_->releaseOnExit(now()))
 			break;
 		released = true;
 	}

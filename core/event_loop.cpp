@@ -101,10 +101,13 @@ void EventLoop::runTimers(TimePoint now)
 {
 	uint64_t expirations;
 	(void)!::read(timerFd_, &expirations, sizeof(expirations));
-	for (auto &[at, handler] : timers_) {
+	// By index, with the handler copied: a handler may add timers.
+	for (size_t i = 0; i < timers_.size(); i++) {
+		auto &at = timers_[i].first;
 		if (!at || now < *at)
 			continue;
 		at.reset(); // a handler sets it again if it wants another turn
+		const auto handler = timers_[i].second;
 		handler();
 		if (stopping_)
 			return;

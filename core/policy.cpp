@@ -119,6 +119,12 @@ public:
 		}
 	}
 
+	void resume(TimePoint now, const BackendState &b) override
+	{
+		if (b.plugged > std::max(limits_.min, b.minBytes))
+			scheduleShrink(now);
+	}
+
 	StateList describeState(TimePoint now) const override
 	{
 		StateList out;
@@ -254,6 +260,14 @@ public:
 		}
 		// Re-check right away before the next chunk.
 		nextCheck_ = now;
+	}
+
+	void resume(TimePoint now, const BackendState &b) override
+	{
+		if (b.plugged > std::max(limits_.min, b.minBytes)) {
+			lastEvent_ = now;
+			scheduleIdle(now, b);
+		}
 	}
 
 	StateList describeState(TimePoint now) const override

@@ -33,6 +33,11 @@ public:
 	virtual void onResult(TimePoint now, const Decision &asked, const CallResult &result, const Sample &s,
 	                      const BackendState &after) = 0;
 
+	// The policy was made while memory may be plugged (at start, after a
+	// reload): it schedules its first check as after a pressure event, so
+	// that memory nobody uses goes back without waiting for one.
+	virtual void resume(TimePoint now, const BackendState &b) = 0;
+
 	// The timers and counters the next decision depends on, as name and
 	// human value ("cooldown", "12s left"), for vmrdctl status.
 	virtual std::vector<std::pair<std::string, std::string>> describeState(TimePoint now) const = 0;

@@ -36,10 +36,11 @@ public:
 	    : records_(records), options_(options)
 	{
 		const TraceRecord &first = *startRecord(records);
+		start_ = &first;
 		sim_ = first.state;
 		recorded_ = first.sample;
 		recordedPlugged_ = first.state.plugged;
-		Controller::Settings s{params, limits, std::chrono::seconds(30), false, "replay"};
+		Controller::Settings s{params, limits, std::chrono::seconds(30), first.dryRun, "replay"};
 		ctl_ = std::make_unique<Controller>(s, first.state, first.sample, base_, [this](const TraceRecord &r) {
 			if (r.type == TraceRecord::Type::Decision)
 				out_.decisions.push_back(line(r.t, r.asked));
@@ -49,7 +50,7 @@ public:
 	ReplayResult run()
 	{
 		for (const auto &r : records_) {
-			if (!out_.divergence.empty() || out_.reloadedAt)
+			if (!out_.divergence.empty() || out_.endedAt || stopped_)
 				break;
 			if (options_.simulate) {
 				// A tick's record holds what the timer due then saw.
@@ -105,12 +106,25 @@ private:
 			break;
 		case T::Reload:
 			if (!options_.simulate)
-				out_.reloadedAt = r.t;
+				end(r.t, "the daemon reloaded its config");
+			break;
+		case T::Start:
+			if (&r != start_ && !options_.simulate)
+				end(r.t, "the daemon started again (this log holds more than one run)");
+			break;
+		case T::Stop:
+			// What the daemon does on its way out is not a decision.
+			stopped_ = true;
 			break;
 		case T::Decision:
-		case T::Start:
 			break;
 		}
+	}
+
+	void end(Micros t, const char *why)
+	{
+		out_.endedAt = t;
+		out_.endReason = why;
 	}
 
 	void finishRecordedCall(const TraceRecord &r)
@@ -129,9 +143,10 @@ private:
 			done.state = r.state;
 		else
 			done.state = Error{-EIO, r.stateError};
-		if (r.asked.bytes != call.bytes) {
-			out_.divergence = std::string("at ") + when + " the trace has a call of " + formatSize(r.asked.bytes) +
-			                  " where the controller asked for " + formatSize(call.bytes);
+		if (r.asked.reason != callName(call.op) || r.asked.bytes != call.bytes) {
+			out_.divergence = std::string("at ") + when + " the trace has a " + r.asked.reason + " of " +
+			                  formatSize(r.asked.bytes) + " where the controller asked for a " +
+			                  callName(call.op) + " of " + formatSize(call.bytes);
 			return;
 		}
 		ctl_->onCallDone(at(r.t), done, r.sample);
@@ -208,6 +223,8 @@ private:
 
 	const std::vector<TraceRecord> &records_;
 	const ReplayOptions &options_;
+	const TraceRecord *start_ = nullptr;
+	bool stopped_ = false;
 	const TimePoint base_{std::chrono::hours(1)};
 	std::unique_ptr<Controller> ctl_;
 	std::optional<BackendCall> inFlight_;

@@ -33,9 +33,11 @@ struct ReplayOptions {
 struct ReplayResult {
 	std::vector<std::string> decisions; // "  12.345s plug 256 MiB: reason"
 	std::string divergence;             // not simulated: where the trace stopped matching, if it did
-	// Not simulated: the daemon reloaded its config here, and the replay
-	// stopped, since what follows used a config it does not have.
-	std::optional<Micros> reloadedAt;
+	// Not simulated: where the replay stopped short of the trace's end, and
+	// why: the daemon reloaded its config (what follows used a config the
+	// replay does not have) or started again (a log appended to by two runs).
+	std::optional<Micros> endedAt;
+	std::string endReason;
 };
 
 ReplayResult replay(const PolicyParams &params, const Limits &limits, const std::vector<TraceRecord> &records,

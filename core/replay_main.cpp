@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 	}
 	const ReplayResult result = replay(config->policy, config->limits, *trace, {*tailDuration, simulate, nullptr});
 	if (check) {
-		const auto recorded = recordedDecisions(*trace, result.reloadedAt);
+		const auto recorded = recordedDecisions(*trace, result.endedAt);
 		for (size_t i = 0; i < std::max(recorded.size(), result.decisions.size()); i++) {
 			const std::string none = "(none)";
 			const std::string &want = i < recorded.size() ? recorded[i] : none;
@@ -93,9 +93,9 @@ int main(int argc, char **argv)
 		          << "; is this the config the daemon ran with? (--simulate replays with another)\n";
 		return 1;
 	}
-	if (result.reloadedAt)
-		std::cerr << tracePath << ": the daemon reloaded its config at "
-		          << static_cast<double>(result.reloadedAt->count()) / 1e6
+	if (result.endedAt)
+		std::cerr << tracePath << ": " << result.endReason << " at "
+		          << static_cast<double>(result.endedAt->count()) / 1e6
 		          << "s; the replay stops there (--simulate goes on with one config)\n";
 	if (check)
 		std::cout << tracePath << ": all " << result.decisions.size() << " decisions as recorded\n";

@@ -24,6 +24,7 @@ constexpr std::pair<TraceRecord::Type, const char *> typeNames[] = {
         {TraceRecord::Type::Command, "command"},   {TraceRecord::Type::Event, "event"},
         {TraceRecord::Type::Decision, "decision"}, {TraceRecord::Type::Result, "result"},
         {TraceRecord::Type::State, "state"},       {TraceRecord::Type::Reload, "reload"},
+        {TraceRecord::Type::Stop, "stop"},
 };
 
 const char *typeName(TraceRecord::Type t)
@@ -55,7 +56,11 @@ json toJson(const Sample &s)
 
 json toJson(const BackendState &b)
 {
-	return {{"block_size", b.blockSize}, {"min", b.minBytes}, {"max", b.maxBytes}, {"plugged", b.plugged}};
+	return {{"block_size", b.blockSize},
+	        {"min", b.minBytes},
+	        {"max", b.maxBytes},
+	        {"plugged", b.plugged},
+	        {"connected", b.connected}};
 }
 
 Sample sampleFrom(const json &j)
@@ -83,7 +88,7 @@ Sample sampleFrom(const json &j)
 BackendState stateFrom(const json &j)
 {
 	BackendState b;
-	b.connected = true;
+	b.connected = j.value("connected", true); // written since the controller
 	b.blockSize = j.at("block_size").get<uint64_t>();
 	b.minBytes = j.at("min").get<uint64_t>();
 	b.maxBytes = j.at("max").get<uint64_t>();
@@ -178,6 +183,8 @@ std::string TraceWriter::formatTraceRecord(const TraceRecord &r)
 		j["window_us"] = r.window.count();
 		j["severity"] = r.severity;
 	}
+	if (r.type == T::Start)
+		j["dry_run"] = r.dryRun;
 	if (r.type == T::Pressure || r.type == T::Stall) {
 		j["source"] = r.source;
 		if (r.totalUs)
@@ -192,7 +199,6 @@ std::string TraceWriter::formatTraceRecord(const TraceRecord &r)
 		j["code"] = r.result.code;
 		j["done"] = r.result.done;
 		j["call_us"] = r.call.count();
-		j["connected"] = r.state.connected;
 		if (!r.result.message.empty())
 			j["message"] = r.result.message;
 		if (!r.stateError.empty())
@@ -227,6 +233,8 @@ Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 				triggerFromText(r); // written before the trigger's numbers were
 			r.severity = j.at("severity").get<double>();
 		}
+		if (r.type == T::Start)
+			r.dryRun = j.value("dry_run", false);
 		if (r.type == T::Pressure || r.type == T::Stall) {
 			r.source = j.value("source", std::string());
 			if (j.contains("total_us"))
@@ -242,7 +250,6 @@ Result<std::optional<TraceRecord>> parseTraceLine(const std::string &line)
 			r.result.done = j.value("done", uint64_t{0});
 			r.call = Micros(j.value("call_us", int64_t{0}));
 			r.result.message = j.value("message", std::string());
-			r.state.connected = j.value("connected", true);
 			r.stateError = j.value("state_error", std::string());
 		}
 		return std::optional<TraceRecord>(r);

@@ -29,6 +29,7 @@ struct TraceRecord {
 		Result,   // a plug, unplug or release_all returned, with the state read after it
 		State,    // a state read (before a resize, a re-read, after an event) returned
 		Reload,   // the config was reloaded: what follows used another one
+		Stop,     // SIGTERM: no new decisions from here on
 	};
 	Type type = Type::Sample;
 	Micros t{0};
@@ -38,6 +39,7 @@ struct TraceRecord {
 	Micros window{0};    // Pressure: and its window
 	std::optional<uint64_t> totalUs; // Pressure, Stall: the source's stall total
 	double severity = 0;             // Pressure: the share of time stalled it was judged by
+	bool dryRun = false;             // Start: decisions are logged, never done
 	Decision asked;                  // Decision; Command; Result and State: the call
 	CallResult result;               // Result
 	Micros call{0};                  // Result: how long the backend call took

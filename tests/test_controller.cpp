@@ -268,7 +268,9 @@ TEST_F(ControllerTest, ADeviceChangedBehindItsBackIsSeenAtTheNextCall)
 	l.max = 1 * GiB;
 	make(device(512 * MiB), l);
 	EXPECT_FALSE(call);
-	EXPECT_FALSE(ctl->nextDeadline()) << "idle, with nothing to wake it";
+	// No polling: the one deadline is the policy's shrink check for the
+	// memory plugged before vmrd started.
+	EXPECT_EQ(ctl->nextDeadline(), t + preset("server")->params.shrinkIdle);
 	// Someone else resizes the device to 1.5 GiB; vmrd still believes 512 MiB.
 	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
 	EXPECT_EQ(ctl->state().plugged, 512 * MiB);
@@ -438,11 +440,144 @@ TEST_F(ControllerTest, ItsOwnRecordsReplayToTheSameDecisions)
 		while (call)
 			call->op == BackendCall::Op::ReadState ? readState(ctl->state()) : grant(ctl->state().plugged - call->bytes);
 	}
-	std::vector<TraceRecord> trace = records;
-	for (auto &r : trace)
-		r.t = Micros(r.t.count()); // as read back from a file
+	// Through the file format, as vmrd-replay reads it.
+	std::vector<TraceRecord> trace;
+	for (const auto &r : records) {
+		auto back = parseTraceLine(TraceWriter::formatTraceRecord(r));
+		ASSERT_TRUE(back) << back.error().message;
+		trace.push_back(**back);
+	}
 	const auto replayed = replay(preset("server")->params, Limits{}, trace);
 	EXPECT_EQ(replayed.divergence, "");
 	EXPECT_GE(recordedDecisions(trace).size(), 4u);
 	EXPECT_EQ(replayed.decisions, recordedDecisions(trace));
+}
+
+// A correction waits while the backend is away: its deadline must not
+// stay in the past and spin the daemon.
+TEST_F(ControllerTest, ACorrectionPendingWhileTheBackendIsAwayDoesNotSpin)
+{
+	Limits l;
+	l.max = 1 * GiB;
+	make(device(512 * MiB), l);
+	ctl->onBackendEvent(t);
+	take();
+	readState(device(1536 * MiB)); // host grew it: correction starts
+	ASSERT_TRUE(call);
+	readState(device(1536 * MiB));
+	ASSERT_EQ(call->op, BackendCall::Op::Unplug);
+	finish({0, 128 * MiB, ""}, device(1408 * MiB)); // partial: still above
+	EXPECT_FALSE(call);
+	// The broker goes away: the next event's read says so.
+	BackendState away = device(1408 * MiB);
+	away.connected = false;
+	ctl->onBackendEvent(t);
+	take();
+	readState(away);
+	EXPECT_FALSE(call);
+	int ticks = 0;
+	const TimePoint begin = t;
+	const size_t samplesBefore = of(TraceRecord::Type::Sample).size();
+	while (t < begin + 20s && ticks < 100000) {
+		auto next = ctl->nextDeadline();
+		ASSERT_TRUE(next);
+		t = std::max(t, *next);
+		ctl->onTick(t, [] { return std::nullopt; });
+		take();
+		if (call)
+			readState(away);
+		ticks++;
+		if (ticks > 1000)
+			break;
+	}
+	EXPECT_LT(ticks, 50) << "deadline stuck in the past: " << ticks << " ticks, t advanced "
+	                     << std::chrono::duration_cast<std::chrono::milliseconds>(t - begin).count() << " ms, "
+	                     << of(TraceRecord::Type::Sample).size() - samplesBefore << " sample records";
+}
+
+// Through the file format, with the backend away at start.
+TEST_F(ControllerTest, ALogThatStartsWithTheBackendAwayReplaysFromTheFile)
+{
+	BackendState away = device(0);
+	away.connected = false;
+	make(away);
+	ctl->onTick(t, [] { return std::nullopt; });
+	take();
+	ASSERT_TRUE(call);
+	readState(device(0));
+	ctl->onPressure(t, some100(), avail(100 * MiB));
+	take();
+	readState(device(0));
+	grant(call->bytes);
+	std::vector<TraceRecord> trace;
+	for (const auto &r : records) {
+		auto p = parseTraceLine(TraceWriter::formatTraceRecord(r));
+		ASSERT_TRUE(p);
+		if (*p)
+			trace.push_back(**p);
+	}
+	const auto replayed = replay(preset("server")->params, Limits{}, trace);
+	EXPECT_EQ(replayed.divergence, "");
+	EXPECT_EQ(replayed.decisions, recordedDecisions(trace));
+}
+
+// A PSI event held while the backend was away is not acted on minutes later.
+TEST_F(ControllerTest, AHeldEventTooOldToMeanAnythingIsDropped)
+{
+	make(device(0));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 256 * MiB));
+	take();
+	ctl->onPressure(t, some100(), avail(100 * MiB)); // held
+	BackendState away = device(0);
+	away.connected = false;
+	readState(away); // pre-read: away
+	EXPECT_FALSE(call);
+	t += 10min;
+	for (int i = 0; i < 100 && !ctl->state().connected; i++) {
+		t = std::max(t, *ctl->nextDeadline());
+		ctl->onTick(t, [] { return std::nullopt; });
+		take();
+		if (call)
+			readState(i < 5 ? away : device(0));
+	}
+	ASSERT_TRUE(ctl->state().connected);
+	const auto *d = decided("during the last call");
+	EXPECT_EQ(d, nullptr) << "acted on a PSI event from more than 10 minutes ago";
+}
+
+// A reclaim held during a call runs, even when a PSI event was held too.
+TEST_F(ControllerTest, AHeldCheckRunsBesideAHeldEvent)
+{
+	make(device(1 * GiB));
+	ASSERT_TRUE(ctl->onCommand(t, Decision::Action::Plug, 2 * MiB));
+	take();
+	auto held = ctl->onCheck(t, avail(3 * GiB));
+	ctl->onPressure(t, some100(), avail(3 * GiB));
+	readState(device(1 * GiB));
+	grant(1 * GiB + 2 * MiB);
+	size_t checks = 0;
+	for (const auto &r : ctl->recent())
+		if (r.decision.reason.find("idle") != std::string::npos || r.decision.reason.find("cooldown") != std::string::npos)
+			checks++;
+	EXPECT_EQ(checks, 1u) << "reply said: " << held.reason;
+}
+
+// A dry run's log replays as a dry run.
+TEST_F(ControllerTest, ADryRunLogReplaysAsADryRun)
+{
+	make(device(0), {}, true);
+	ctl->onPressure(t, some100(), avail(100 * MiB));
+	take();
+	EXPECT_FALSE(call);
+	t += 100ms;
+	ctl->onBackendEvent(t);
+	take();
+	ASSERT_TRUE(call);
+	readState(device(0));
+	t += 5s;
+	ctl->onPressure(t, some100(), avail(100 * MiB));
+	take();
+	const auto replayed = replay(preset("server")->params, Limits{}, records);
+	EXPECT_EQ(replayed.divergence, "");
+	EXPECT_EQ(replayed.decisions, recordedDecisions(records));
 }
