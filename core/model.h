@@ -12,8 +12,6 @@
 
 namespace vmrd {
 
-using TimePoint = std::chrono::steady_clock::time_point;
-
 // What the daemon measured just before a decision.
 struct Sample {
 	MemInfo mem;

@@ -11,6 +11,7 @@
 namespace vmrd {
 
 using Micros = std::chrono::microseconds;
+using TimePoint = std::chrono::steady_clock::time_point;
 
 // Sizes are binary: K, M, G, T (with optional "iB" or "B") multiply by 1024^n.
 // A bare number is bytes.  Returns nothing on bad syntax or overflow.

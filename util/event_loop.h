@@ -8,8 +8,8 @@
 #include <optional>
 #include <vector>
 
-#include "model.h"
 #include "result.h"
+#include "units.h"
 
 namespace vmrd {
 
