@@ -31,10 +31,9 @@ std::optional<Decision> boundsCorrection(const Limits &limits, const BackendStat
 	const Bounds b = bounds(limits, state);
 	auto roundUp = [&](uint64_t v) { return (v + b.block - 1) / b.block * b.block; };
 	if (state.plugged > b.ceiling && state.plugged > b.floor)
-		return Decision{Decision::Action::Unplug,
-		                std::min(roundUp(state.plugged - b.ceiling), state.plugged - b.floor),
-		                formatSize(state.plugged) + " plugged, above " + b.ceilingName + " " +
-		                        formatSize(b.ceiling)};
+		return Decision{
+		        Decision::Action::Unplug, std::min(roundUp(state.plugged - b.ceiling), state.plugged - b.floor),
+		        formatSize(state.plugged) + " plugged, above " + b.ceilingName + " " + formatSize(b.ceiling)};
 	if (state.plugged < b.floor)
 		return Decision{Decision::Action::Plug, roundUp(b.floor - state.plugged),
 		                formatSize(state.plugged) + " plugged, below " + b.floorName + " " +

@@ -21,7 +21,6 @@ namespace vmrd {
 
 struct ControlConfig;
 
-
 // The protocol, one JSON object per line each way:
 //   request  {"cmd": "status"}       (status, metrics, events, reclaim, reload)
 //            {"cmd": "grow", "bytes": 268435456}    (grow, shrink)

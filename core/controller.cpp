@@ -14,29 +14,9 @@ namespace {
 // Decisions kept for vmrdctl status.
 constexpr size_t recentDecisions = 10;
 
-
-
 } // namespace
 
-const char *callName(BackendCall::Op op)
-{
-	switch (op) {
-	case BackendCall::Op::Plug:
-		return "plug";
-	case BackendCall::Op::Unplug:
-		return "unplug";
-	case BackendCall::Op::ReleaseAll:
-		return "release_all";
-	case BackendCall::Op::AckEvent:
-		return "ack_event";
-	case BackendCall::Op::ReadState:
-		break;
-	}
-	return "get_state";
-}
-
-Controller::Controller(Settings settings, const BackendState &initial, const Sample &sample, TimePoint start,
-                       Sink sink)
+Controller::Controller(Settings settings, const BackendState &initial, const Sample &sample, TimePoint start, Sink sink)
     : settings_(std::move(settings)), policy_(Policy::create(settings_.policy, settings_.limits)), state_(initial),
       lastSample_(sample), start_(start), sink_(std::move(sink))
 {
@@ -61,6 +41,14 @@ void Controller::record(TraceRecord r, TimePoint t)
 	if (r.type != TraceRecord::Type::Result && r.type != TraceRecord::Type::State)
 		r.state = state_;
 	sink_(r);
+}
+
+void Controller::mark(TimePoint t, TraceRecord::Type type)
+{
+	TraceRecord r;
+	r.type = type;
+	r.sample = lastSample_;
+	record(r, t);
 }
 
 void Controller::start(TimePoint t, BackendCall call, Purpose purpose)
@@ -154,11 +142,13 @@ void Controller::onPressure(TimePoint t, const PsiEvent &e, const Sample &s)
 		// if it is still recent then.
 		heldPressure_ = e;
 		heldAt_ = t;
-		if (!state_.connected && !inFlight_ && (!lastRefresh_ || t - *lastRefresh_ >= std::chrono::seconds(1))) {
+		if (!state_.connected && !inFlight_ &&
+		    (!lastRefresh_ || t - *lastRefresh_ >= std::chrono::seconds(1))) {
 			logInfo("PSI " + e.trigger + ": " + backendName() + " is not connected; asking it again now");
 			start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
 		} else {
-			logDebug("PSI " + e.trigger + ": held until " + (inFlight_ ? *inFlight() + " ends" : "the backend answers"));
+			logDebug("PSI " + e.trigger + ": held until " +
+			         (inFlight_ ? *inFlight() + " ends" : "the backend answers"));
 		}
 		return;
 	}
@@ -241,10 +231,7 @@ void Controller::onTick(TimePoint t, const std::function<std::optional<Sample>()
 	if (check)
 		if (auto s = sample())
 			lastSample_ = *s;
-	TraceRecord r;
-	r.type = TraceRecord::Type::Sample;
-	r.sample = lastSample_;
-	record(r, t);
+	mark(t, TraceRecord::Type::Sample);
 	if (refresh) {
 		refreshAt_.reset();
 		start(t, {BackendCall::Op::ReadState, 0}, Purpose::Refresh);
@@ -297,10 +284,7 @@ Result<Decision> Controller::onCommand(TimePoint t, Decision::Action action, uin
 
 void Controller::onBackendEvent(TimePoint t)
 {
-	TraceRecord r;
-	r.type = TraceRecord::Type::Event;
-	r.sample = lastSample_;
-	record(r, t);
+	mark(t, TraceRecord::Type::Event);
 	eventPending_ = true;
 	if (!inFlight_)
 		afterCall(t);
@@ -314,7 +298,8 @@ bool Controller::releaseOnExit(TimePoint t)
 	// release_all goes down to the backend's own minimum: only when that
 	// is the floor the operator set.
 	const bool all = b.floor <= state_.minBytes;
-	planned_ = Decision{Decision::Action::Unplug, all ? state_.plugged - b.floor : b.room(Decision::Action::Unplug, state_.plugged),
+	planned_ = Decision{Decision::Action::Unplug,
+	                    all ? state_.plugged - b.floor : b.room(Decision::Action::Unplug, state_.plugged),
 	                    "daemon.release_on_exit"};
 	sent_ = planned_.bytes;
 	before_ = state_.plugged;
@@ -349,7 +334,8 @@ void Controller::afterCall(TimePoint t)
 			if (inFlight_)
 				return;
 		} else {
-			logDebug("PSI " + e.trigger + " from " + formatDuration(std::chrono::duration_cast<Micros>(t - heldAt_)) +
+			logDebug("PSI " + e.trigger + " from " +
+			         formatDuration(std::chrono::duration_cast<Micros>(t - heldAt_)) +
 			         " ago dropped: too old to act on");
 		}
 	}
@@ -380,10 +366,7 @@ void Controller::correctBounds(TimePoint t)
 
 void Controller::reload(TimePoint t, const Settings &settings)
 {
-	TraceRecord r;
-	r.type = TraceRecord::Type::Reload;
-	r.sample = lastSample_;
-	record(r, t);
+	mark(t, TraceRecord::Type::Reload);
 	settings_ = settings;
 	policy_ = Policy::create(settings_.policy, settings_.limits);
 	policy_->resume(t, state_);
@@ -392,10 +375,7 @@ void Controller::reload(TimePoint t, const Settings &settings)
 
 void Controller::stop(TimePoint t)
 {
-	TraceRecord r;
-	r.type = TraceRecord::Type::Stop;
-	r.sample = lastSample_;
-	record(r, t);
+	mark(t, TraceRecord::Type::Stop);
 	stopping_ = true;
 	heldPressure_.reset();
 	heldCheck_ = false;

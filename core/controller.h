@@ -126,6 +126,8 @@ private:
 	bool book(const Result<BackendState> &st, const char *when, std::optional<uint64_t> expected = std::nullopt);
 	void connectionChanged(TimePoint t, bool wasConnected);
 	void record(TraceRecord r, TimePoint t);
+	// An input with nothing to it but its time (event, reload, stop, tick).
+	void mark(TimePoint t, TraceRecord::Type type);
 	std::string backendName() const { return "backend '" + settings_.backend + "'"; }
 
 	Settings settings_;

@@ -13,9 +13,9 @@ namespace {
 
 Decision::Action actionOf(BackendCall::Op op)
 {
-	return op == BackendCall::Op::Plug                                           ? Decision::Action::Plug
+	return op == BackendCall::Op::Plug                                          ? Decision::Action::Plug
 	       : op == BackendCall::Op::Unplug || op == BackendCall::Op::ReleaseAll ? Decision::Action::Unplug
-	                                                                              : Decision::Action::None;
+	                                                                            : Decision::Action::None;
 }
 
 // A state no backend can be in: acting on it could push the device anywhere.
@@ -29,6 +29,23 @@ std::optional<std::string> nonsense(const BackendState &s)
 }
 
 } // namespace
+
+const char *callName(BackendCall::Op op)
+{
+	switch (op) {
+	case BackendCall::Op::Plug:
+		return "plug";
+	case BackendCall::Op::Unplug:
+		return "unplug";
+	case BackendCall::Op::ReleaseAll:
+		return "release_all";
+	case BackendCall::Op::AckEvent:
+		return "ack_event";
+	case BackendCall::Op::ReadState:
+		break;
+	}
+	return "get_state";
+}
 
 bool Controller::book(const Result<BackendState> &st, const char *when, std::optional<uint64_t> expected)
 {
@@ -100,7 +117,8 @@ void Controller::preReadDone(TimePoint t, const CallDone &done)
 	// device past the bounds.  The policy is told it was not done.
 	if (!book(done.state, "read before a resize") || !state_.connected) {
 		const bool away = done.state && !done.state->connected;
-		const std::string why = away ? backendName() + " is not connected" : "the backend's state cannot be read";
+		const std::string why =
+		        away ? backendName() + " is not connected" : "the backend's state cannot be read";
 		concludeResize(t, {away ? -ENOTCONN : -EIO, 0, "not called: " + why}, Micros(0), nullptr);
 		return;
 	}
@@ -113,17 +131,17 @@ void Controller::preReadDone(TimePoint t, const CallDone &done)
 	before_ = state_.plugged;
 	if (sent_ == 0) {
 		concludeResize(t,
-		               {0, 0, "not called: the backend already has " + formatSize(state_.plugged) +
-		                              " plugged, at the limit"},
+		               {0, 0,
+		                "not called: the backend already has " + formatSize(state_.plugged) +
+		                        " plugged, at the limit"},
 		               Micros(0), nullptr);
 		return;
 	}
 	if (sent_ < planned_.bytes)
-		logInfo(std::string(actionName(planned_.action)) + " of " + formatSize(planned_.bytes) + " trimmed to " +
-		        formatSize(sent_) + " to stay within the bounds: " + backendName() + " has " +
+		logInfo(std::string(actionName(planned_.action)) + " of " + formatSize(planned_.bytes) +
+		        " trimmed to " + formatSize(sent_) + " to stay within the bounds: " + backendName() + " has " +
 		        formatSize(state_.plugged) + " plugged");
-	start(t,
-	      {planned_.action == Decision::Action::Plug ? BackendCall::Op::Plug : BackendCall::Op::Unplug, sent_},
+	start(t, {planned_.action == Decision::Action::Plug ? BackendCall::Op::Plug : BackendCall::Op::Unplug, sent_},
 	      Purpose::Resize);
 }
 
@@ -147,8 +165,9 @@ void Controller::concludeResize(TimePoint t, const CallResult &res, Micros took,
 			logInfo(what + " partly done: " + formatSize(res.done) + " (a partial result is normal)");
 		// Every result is booked: from the backend's state if it can be
 		// read, else from what the call itself reported.
-		const uint64_t expected = planned_.action == Decision::Action::Plug ? before_ + res.done
-		                                                                    : before_ - std::min(before_, res.done);
+		const uint64_t expected = planned_.action == Decision::Action::Plug
+		                                  ? before_ + res.done
+		                                  : before_ - std::min(before_, res.done);
 		if (book(*after, "read after the call", expected))
 			logInfo(what + " finished in " + formatDuration(took) + ": " + describeState(state_));
 		else {

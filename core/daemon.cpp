@@ -18,7 +18,6 @@ namespace vmrd {
 
 namespace {
 
-
 } // namespace
 
 Daemon::Daemon(const Config &config, std::unique_ptr<Backend> backend, Options options)
@@ -120,7 +119,7 @@ Status Daemon::setUpLoop()
 	worker_ = std::make_unique<BackendWorker>(*backend_);
 	backendEventFd_ = backend_->eventFd().value_or(-1);
 	for (const auto &st : {loop_.add(signalFd_, EPOLLIN, [this](uint32_t) { onSignal(); }),
-	                loop_.add(worker_->eventFd(), EPOLLIN, [this](uint32_t) { onWorkerDone(); })})
+	                       loop_.add(worker_->eventFd(), EPOLLIN, [this](uint32_t) { onWorkerDone(); })})
 		if (!st)
 			return st.error();
 	if (backendEventFd_ >= 0)

@@ -74,9 +74,8 @@ void Daemon::onPressure(size_t i)
 	auto s = sampler_->read();
 	if (!s)
 		return;
-	controller_->onPressure(t, {a.source, describeTrigger(a.trigger), a.trigger.stall, a.trigger.window,
-	                            stallTotal(a.source)},
-	                        *s);
+	controller_->onPressure(
+	        t, {a.source, describeTrigger(a.trigger), a.trigger.stall, a.trigger.window, stallTotal(a.source)}, *s);
 }
 
 void Daemon::onPsiError(size_t i)

@@ -25,8 +25,9 @@ Status Guard::open(const GuardConfig &config)
 	const std::string high = config.cgroup + "/memory.high";
 	fd_ = ::open(high.c_str(), O_WRONLY | O_CLOEXEC);
 	if (fd_ < 0)
-		return Error{-errno, high + ": cannot open: " + std::strerror(errno) +
-		                             " (guard.cgroup must be a cgroup v2 directory with the memory controller)"};
+		return Error{-errno,
+		             high + ": cannot open: " + std::strerror(errno) +
+		                     " (guard.cgroup must be a cgroup v2 directory with the memory controller)"};
 	return Ok{};
 }
 

@@ -132,8 +132,8 @@ private:
 		char when[32];
 		std::snprintf(when, sizeof(when), "%.3fs", static_cast<double>(r.t.count()) / 1e6);
 		if (!inFlight_) {
-			out_.divergence = std::string("at ") + when + " the trace has the result of a " + r.asked.reason +
-			                  " call, but the controller started none";
+			out_.divergence = std::string("at ") + when + " the trace has the result of a " +
+			                  r.asked.reason + " call, but the controller started none";
 			return;
 		}
 		const BackendCall call = *inFlight_;
@@ -203,15 +203,18 @@ private:
 			CallDone done{call, {}, Error{}, Micros(0)};
 			const bool plug = call.op == BackendCall::Op::Plug;
 			if (plug || call.op == BackendCall::Op::Unplug || call.op == BackendCall::Op::ReleaseAll) {
-				const uint64_t bytes = call.op == BackendCall::Op::ReleaseAll ? sim_.plugged : call.bytes;
+				const uint64_t bytes =
+				        call.op == BackendCall::Op::ReleaseAll ? sim_.plugged : call.bytes;
 				Decision d{plug ? Decision::Action::Plug : Decision::Action::Unplug, bytes, ""};
 				if (options_.backend) {
 					done.result = options_.backend(d, sim_);
 				} else if (plug) {
-					done.result.done = std::min(bytes, sim_.maxBytes - std::min(sim_.maxBytes, sim_.plugged));
+					done.result.done =
+					        std::min(bytes, sim_.maxBytes - std::min(sim_.maxBytes, sim_.plugged));
 					sim_.plugged += done.result.done;
 				} else {
-					done.result.done = std::min(bytes, sim_.plugged - std::min(sim_.plugged, sim_.minBytes));
+					done.result.done =
+					        std::min(bytes, sim_.plugged - std::min(sim_.plugged, sim_.minBytes));
 					sim_.plugged -= done.result.done;
 				}
 			}

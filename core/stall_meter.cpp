@@ -17,8 +17,8 @@ constexpr int burstSamples = 4;
 
 void StallMeter::onEvent(TimePoint t, const PsiEvent &e)
 {
-	const bool measuring = std::any_of(bursts_.begin(), bursts_.end(),
-	                                   [&](const Burst &b) { return b.source == e.source; });
+	const bool measuring =
+	        std::any_of(bursts_.begin(), bursts_.end(), [&](const Burst &b) { return b.source == e.source; });
 	if (measuring || !e.totalUs)
 		return;
 	const Micros step = e.window / burstSamples;
@@ -58,10 +58,11 @@ bool StallMeter::onRead(TimePoint t, const std::string &source, std::optional<ui
 	}
 	const auto elapsed = std::chrono::duration_cast<Micros>(t - it->start).count();
 	if (elapsed > 0) {
-		last_ = static_cast<double>(*totalUs - std::min(*totalUs, it->startTotal)) / static_cast<double>(elapsed);
+		last_ = static_cast<double>(*totalUs - std::min(*totalUs, it->startTotal)) /
+		        static_cast<double>(elapsed);
 		lastAt_ = t;
-		logDebug("stall on " + source + " over the last window: " + std::to_string(static_cast<int>(last_ * 100)) +
-		         "%");
+		logDebug("stall on " + source +
+		         " over the last window: " + std::to_string(static_cast<int>(last_ * 100)) + "%");
 	}
 	bursts_.erase(it);
 	return true;

@@ -33,10 +33,10 @@ struct TraceRecord {
 	};
 	Type type = Type::Sample;
 	Micros t{0};
-	std::string trigger; // Pressure: "some 100ms/1s"
-	std::string source;  // Pressure, Stall: the pressure file
-	Micros stall{0};     // Pressure: the trigger's threshold
-	Micros window{0};    // Pressure: and its window
+	std::string trigger;             // Pressure: "some 100ms/1s"
+	std::string source;              // Pressure, Stall: the pressure file
+	Micros stall{0};                 // Pressure: the trigger's threshold
+	Micros window{0};                // Pressure: and its window
 	std::optional<uint64_t> totalUs; // Pressure, Stall: the source's stall total
 	double severity = 0;             // Pressure: the share of time stalled it was judged by
 	bool dryRun = false;             // Start: decisions are logged, never done

@@ -42,9 +42,8 @@ protected:
 	void make(const BackendState &initial, Limits limits = {}, bool dryRun = false)
 	{
 		Controller::Settings s{preset("server")->params, limits, 30s, dryRun, "fake"};
-		ctl = std::make_unique<Controller>(s, initial, avail(2 * GiB), t, [this](const TraceRecord &r) {
-			records.push_back(r);
-		});
+		ctl = std::make_unique<Controller>(s, initial, avail(2 * GiB), t,
+		                                   [this](const TraceRecord &r) { records.push_back(r); });
 		take();
 	}
 	// Picks up the call the controller started, if any.
@@ -438,7 +437,8 @@ TEST_F(ControllerTest, ItsOwnRecordsReplayToTheSameDecisions)
 			ctl->onTick(t, [] { return std::optional<Sample>(avail(3 * GiB)); });
 		take();
 		while (call)
-			call->op == BackendCall::Op::ReadState ? readState(ctl->state()) : grant(ctl->state().plugged - call->bytes);
+			call->op == BackendCall::Op::ReadState ? readState(ctl->state())
+			                                       : grant(ctl->state().plugged - call->bytes);
 	}
 	// Through the file format, as vmrd-replay reads it.
 	std::vector<TraceRecord> trace;
@@ -557,7 +557,8 @@ TEST_F(ControllerTest, AHeldCheckRunsBesideAHeldEvent)
 	grant(1 * GiB + 2 * MiB);
 	size_t checks = 0;
 	for (const auto &r : ctl->recent())
-		if (r.decision.reason.find("idle") != std::string::npos || r.decision.reason.find("cooldown") != std::string::npos)
+		if (r.decision.reason.find("idle") != std::string::npos ||
+		    r.decision.reason.find("cooldown") != std::string::npos)
 			checks++;
 	EXPECT_EQ(checks, 1u) << "reply said: " << held.reason;
 }
