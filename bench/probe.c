@@ -120,6 +120,8 @@ static int ask(int fd, unsigned id, long long target, unsigned long long *reques
 	int n = target < 0 ? snprintf(line, sizeof(line), "{\"v\":1,\"id\":%u,\"type\":\"hello\"}\n", id)
 	                   : snprintf(line, sizeof(line), "{\"v\":1,\"id\":%u,\"type\":\"resize\",\"target\":%lld}\n",
 	                              id, target);
+	char want[32];
+	snprintf(want, sizeof(want), "\"id\":%u,", id);
 	size_t got = 0;
 	int64_t deadline = now_us() + 5000000;
 
@@ -134,13 +136,20 @@ static int ask(int fd, unsigned id, long long target, unsigned long long *reques
 			continue;
 		got += (size_t)r;
 		reply[got] = 0;
-		char *nl = strchr(reply, '\n');
-		if (!nl)
-			continue;
-		char *s = strstr(reply, "\"requested\":");
-		if (s)
-			*requested = strtoull(s + 12, NULL, 10);
-		return strstr(reply, "\"ok\":true") ? 0 : -1;
+		/* Lines other than the reply to this id (the broker's size
+		 * notices, a late reply) are passed over. */
+		for (char *nl; (nl = strchr(reply, '\n')) != NULL;) {
+			*nl = 0;
+			if (strstr(reply, want)) {
+				char *s = strstr(reply, "\"requested\":");
+				if (s)
+					*requested = strtoull(s + 12, NULL, 10);
+				return strstr(reply, "\"ok\":true") ? 0 : -1;
+			}
+			size_t rest = got - (size_t)(nl + 1 - reply);
+			memmove(reply, nl + 1, rest + 1);
+			got = rest;
+		}
 	}
 	return -1;
 }
