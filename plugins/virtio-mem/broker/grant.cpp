@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+// vmrd-broker's grants: what a guest's resize request gets, and each VM's session (rate limit, replies, notices).
+#include "broker.h"
+
+#include <algorithm>
+
+#include "units.h"
+
+namespace vmrd::vmem {
+
+namespace {
+
+uint64_t alignDown(uint64_t v, uint64_t block)
+{
+	return v / block * block;
+}
+uint64_t alignUp(uint64_t v, uint64_t block)
+{
+	return (v + block - 1) / block * block;
+}
+
+} // namespace
+
+Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers)
+{
+	const uint64_t block = std::max<uint64_t>(now.blockSize, 1);
+	const uint64_t min = alignUp(vm.min, block), max = alignDown(vm.max, block);
+	Grant g;
+	uint64_t t = asked;
+	if (t > max) {
+		t = max;
+		g.why = "clamped to the VM's max " + formatSize(max);
+	} else if (t < min) {
+		t = min;
+		g.why = "clamped to the VM's min " + formatSize(min);
+	}
+	t = t > now.requested ? alignDown(t, block) : alignUp(t, block);
+	const uint64_t base = std::max(now.requested, min);
+	if (t > base) {
+		const uint64_t share = alignDown(spare / std::max(growers, 1u), block);
+		if (t - base > share) {
+			t = base + share;
+			g.why = "limited by the host's free memory: a share of " + formatSize(share) + " of " +
+			        formatSize(spare) + " spare among " + std::to_string(std::max(growers, 1u)) +
+			        " growing VM(s)";
+		}
+	}
+	if (t != asked && g.why.empty())
+		g.why = "aligned to the " + formatSize(block) + " block";
+	g.target = t;
+	return g;
+}
+
+bool VmSession::takeToken(Clock::time_point now)
+{
+	if (tokens_ < 0) {
+		tokens_ = rate_;
+		refill_ = now;
+	}
+	tokens_ = std::min<double>(rate_, tokens_ + std::chrono::duration<double>(now - refill_).count() * rate_);
+	refill_ = now;
+	if (tokens_ < 1)
+		return false;
+	tokens_ -= 1;
+	return true;
+}
+
+std::string VmSession::handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
+                              Clock::time_point now)
+{
+	Reply reply;
+	auto refuse = [&](const std::string &code, const std::string &message) {
+		reply.ok = false;
+		reply.error = code;
+		reply.message = message;
+		logWarning("vm " + config_.name + ": refused a request: " + code + ": " + message);
+		return formatReply(reply);
+	};
+	if (tooLong)
+		return takeToken(now)
+		               ? refuse("too-long", "a line is at most " + std::to_string(maxLine) + " bytes")
+		               : refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
+	auto req = parseRequest(line);
+	if (req)
+		reply.id = req->id; // so that even a refusal reaches the request that caused it
+	if (!takeToken(now))
+		return refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
+	if (!req) {
+		const std::string &m = req.error().message;
+		size_t colon = m.find(':');
+		return refuse(m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2));
+	}
+	if (!device)
+		return refuse("host-error", "the broker has no QMP connection to this VM's QEMU now; try again");
+	auto st = device->state();
+	if (!st)
+		return refuse("host-error", st.error().message);
+	st->min = config_.min;
+	st->max = config_.max;
+	if (req->kind == Request::Kind::Resize) {
+		if (req->target > st->requested)
+			lastGrow_ = now;
+		Grant g = decideTarget(req->target, config_, *st, spare, growers);
+		// Also when the target is unchanged but the device stopped short:
+		// setting it again makes the guest driver retry at once.
+		if (g.target != st->requested || st->size != g.target) {
+			if (auto s = device->setRequested(g.target); !s)
+				return refuse("host-error", s.error().message);
+		}
+		logInfo("vm " + config_.name + ": resize to " + formatSize(req->target) + " asked, " +
+		        formatSize(g.target) + " granted" + (g.why.empty() ? "" : " (" + g.why + ")") + "; plugged " +
+		        formatSize(st->size));
+		st->requested = g.target;
+	}
+	requested_ = st->requested;
+	reply.state = *st;
+	told_ = *st;
+	return formatReply(reply);
+}
+
+namespace {
+bool sameState(const DeviceState &a, const DeviceState &b)
+{
+	return a.blockSize == b.blockSize && a.min == b.min && a.max == b.max && a.size == b.size &&
+	       a.requested == b.requested;
+}
+} // namespace
+
+std::string VmSession::notice(Device *device, Clock::time_point now)
+{
+	auto st = device->state();
+	if (!st)
+		return "";
+	st->min = config_.min;
+	st->max = config_.max;
+	if (told_ && sameState(*told_, *st))
+		return "";
+	logInfo("vm " + config_.name + ": telling the guest: plugged " + formatSize(st->size) + ", requested " +
+	        formatSize(st->requested));
+	requested_ = st->requested;
+	told_ = *st;
+	lastNotice_ = now;
+	return formatSizeNotice(SizeNotice{*st});
+}
+
+} // namespace vmrd::vmem
