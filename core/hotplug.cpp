@@ -6,9 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "log.h"
+#include "proc_file.h"
 
 namespace vmrd {
 
@@ -16,14 +16,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Read at start only, so each file is opened, read and closed.  A file that
+// cannot be read counts as absent: the callers judge what that means.
 std::optional<std::string> readText(const std::string &path)
 {
-	std::ifstream in(path);
-	if (!in)
+	auto r = readKernelFile(path);
+	if (!r)
 		return std::nullopt;
-	std::stringstream s;
-	s << in.rdbuf();
-	std::string t = s.str();
+	std::string t = std::move(*r);
 	while (!t.empty() && (t.back() == '\n' || t.back() == ' '))
 		t.pop_back();
 	return t;

@@ -100,6 +100,20 @@ TEST(ProcFile, RereadsTheSameFd)
 	EXPECT_EQ(r.error().code, -EOVERFLOW);
 }
 
+TEST(ProcFile, ReadKernelFileNamesTheFile)
+{
+	TempDir dir;
+	const std::string path = dir.path() + "/online";
+	std::ofstream(path) << "1\n";
+	auto text = readKernelFile(path);
+	ASSERT_TRUE(text) << text.error().message;
+	EXPECT_EQ(*text, "1\n");
+	auto missing = readKernelFile(dir.path() + "/absent");
+	ASSERT_FALSE(missing);
+	EXPECT_EQ(missing.error().code, -ENOENT);
+	EXPECT_NE(missing.error().message.find(dir.path() + "/absent"), std::string::npos) << missing.error().message;
+}
+
 TEST(PsiKernel, MissingSourceNamesTheKernelParameter)
 {
 	auto m = PsiMonitor::arm({"/nonexistent/pressure/memory"}, {{TriggerConfig::Kind::Some, 100ms, 1s}});

@@ -63,4 +63,15 @@ Result<std::string_view> ProcFile::read()
 	return std::string_view(buffer_.data(), len);
 }
 
+Result<std::string> readKernelFile(const std::string &path, size_t capacity)
+{
+	auto f = ProcFile::open(path, capacity);
+	if (!f)
+		return f.error();
+	auto text = f->read();
+	if (!text)
+		return text.error();
+	return std::string(*text);
+}
+
 } // namespace vmrd

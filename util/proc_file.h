@@ -34,4 +34,11 @@ private:
 	std::string buffer_;
 };
 
+// For a file read once or seldom, such as a sysfs attribute at start: opens,
+// reads and closes, so the buffer is allocated each time.  Files read again
+// and again keep a ProcFile open instead.  A sysfs attribute is at most a
+// page; the default leaves room for 4 KiB pages.
+inline constexpr size_t sysfsAttributeCapacity = 8192;
+Result<std::string> readKernelFile(const std::string &path, size_t capacity = sysfsAttributeCapacity);
+
 } // namespace vmrd

@@ -6,9 +6,11 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
-#include <sstream>
+#include <map>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "proc_file.h"
 
 namespace vmrd::gunyah {
 
@@ -34,14 +36,22 @@ public:
 		return r < 0 ? -errno : 0;
 	}
 
+	// Each attribute is opened at its first read and kept: get_state reads
+	// device_block_plugged every time, perhaps under memory pressure.  A
+	// failed open is not kept, so the next read tries again.
 	Result<std::string> readAttribute(const std::string &path) override
 	{
-		std::ifstream in(path);
-		if (!in)
-			return Error{-errno, path + ": " + std::strerror(errno)};
-		std::stringstream s;
-		s << in.rdbuf();
-		return s.str();
+		auto it = attributes_.find(path);
+		if (it == attributes_.end()) {
+			auto f = ProcFile::open(path, sysfsAttributeCapacity);
+			if (!f)
+				return f.error();
+			it = attributes_.emplace(path, std::move(*f)).first;
+		}
+		auto text = it->second.read();
+		if (!text)
+			return text.error();
+		return std::string(*text);
 	}
 
 	Status writeAttribute(const std::string &path, const std::string &value) override
@@ -53,6 +63,10 @@ public:
 			return Error{-EIO, path + ": cannot write '" + value + "'"};
 		return Ok{};
 	}
+
+private:
+	// The backend calls from one worker thread at a time, so no lock.
+	std::map<std::string, ProcFile> attributes_;
 };
 
 } // namespace

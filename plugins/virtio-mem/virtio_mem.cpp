@@ -14,8 +14,6 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
-#include <fstream>
-#include <sstream>
 #include <sys/epoll.h>
 #include <thread>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 
 #include "backend_adapter.h"
 #include "mem_stats.h"
+#include "proc_file.h"
 #include "protocol.h"
 #include "transport.h"
 #include "units.h"
@@ -36,7 +35,7 @@ using std::chrono::milliseconds;
 
 struct vmrd_backend {
 	vmrd_host host{};
-	std::string procfs;
+	ProcFile meminfo; // opened at create: read every 20 ms while a resize converges
 	std::string port = "/dev/virtio-ports/org.vmrd.0";
 	milliseconds replyTimeout{2000};
 	milliseconds plugTimeout{10000};
@@ -73,10 +72,8 @@ void log(vmrd_backend *b, int level, const std::string &text)
 
 std::optional<uint64_t> memTotal(vmrd_backend *b)
 {
-	std::ifstream in(b->procfs + "/meminfo");
-	std::stringstream s;
-	s << in.rdbuf();
-	auto m = parseMeminfo(s.str());
+	auto text = b->meminfo.read();
+	auto m = text ? parseMeminfo(*text) : std::nullopt;
 	return m ? std::optional<uint64_t>(m->memTotal) : std::nullopt;
 }
 
@@ -308,12 +305,16 @@ Result<std::unique_ptr<vmrd_backend>> vmrd_backend::create(const vmrd_host &host
 {
 	auto b = std::make_unique<vmrd_backend>();
 	b->host = host;
-	b->procfs = host.procfs_root;
 	for (const auto &[key, value] : options) {
 		std::string error;
 		if (int r = applyOption(b.get(), key, value, error))
 			return Error{r, error};
 	}
+	// Without MemTotal no resize could be confirmed: better not to start.
+	auto meminfo = ProcFile::open(std::string(host.procfs_root) + "/meminfo");
+	if (!meminfo)
+		return Error{meminfo.error().code, meminfo.error().message + ": needed to confirm resizes"};
+	b->meminfo = std::move(*meminfo);
 	b->eventFd = ::epoll_create1(EPOLL_CLOEXEC);
 	if (b->eventFd < 0) {
 		const int err = errno;

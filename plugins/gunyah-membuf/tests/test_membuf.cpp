@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of the gunyah-membuf backend against an emulated qti_virtio_mem device and fake sysfs trees.
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 
@@ -162,6 +164,28 @@ TEST(Membuf, ReadsAFakeSysfsTree)
 	auto none = Membuf::create(*kernel, o, FIXTURES "/nonexistent", [](int, const std::string &) {});
 	ASSERT_FALSE(none);
 	EXPECT_NE(none.error().message.find("is this Qualcomm's qti_virtio_mem driver?"), std::string::npos);
+}
+
+// systemKernel keeps an attribute open after its first read: a later read
+// must still see the value the kernel shows now.
+TEST(Membuf, AKeptAttributeShowsTheCurrentValue)
+{
+	std::string dir = ::testing::TempDir() + "vmrd-membuf-XXXXXX";
+	ASSERT_NE(mkdtemp(dir.data()), nullptr);
+	const std::string path = dir + "/device_block_plugged";
+	auto kernel = systemKernel();
+	std::ofstream(path) << "3\n";
+	auto first = kernel->readAttribute(path);
+	std::ofstream(path, std::ios::trunc) << "17\n";
+	auto second = kernel->readAttribute(path);
+	std::filesystem::remove_all(dir);
+	ASSERT_TRUE(first) << first.error().message;
+	EXPECT_EQ(*first, "3\n");
+	ASSERT_TRUE(second) << second.error().message;
+	EXPECT_EQ(*second, "17\n");
+	auto none = kernel->readAttribute(dir + "/device_block_size");
+	ASSERT_FALSE(none);
+	EXPECT_NE(none.error().message.find(dir + "/device_block_size"), std::string::npos) << none.error().message;
 }
 
 // The embedded preset's scenario, replayed with this backend over the
