@@ -191,7 +191,7 @@ TEST(Protocol, SizeNoticesRoundTrip)
 {
 	const DeviceState s{2 * MiB, 0, 4 * GiB, 512 * MiB, 1 * GiB};
 	const std::string line = formatSizeNotice(SizeNotice{s});
-	EXPECT_EQ(line.rfind("{", 0), 0u);
+	EXPECT_EQ(line.rfind('{', 0), 0u);
 	EXPECT_NE(line.find("\"type\":\"size\""), std::string::npos) << line;
 	EXPECT_EQ(line.find("\"id\""), std::string::npos) << "a notice answers nothing: " << line;
 	auto m = parseBrokerMessage(line);

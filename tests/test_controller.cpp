@@ -131,7 +131,7 @@ TEST_F(ControllerTest, NoResizeIsSentWhileTheStateCannotBeRead)
 	l.min = 64 * MiB;
 	l.max = 512 * MiB;
 	make(device(64 * MiB), l);
-	for (auto bad : {Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake'"}),
+	for (const auto &bad : {Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake'"}),
 	                 Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake': (7)"})}) {
 		auto d = ctl->onCommand(t, Decision::Action::Plug, 256 * MiB);
 		ASSERT_TRUE(d) << d.error().message;

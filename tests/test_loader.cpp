@@ -196,6 +196,7 @@ TEST(Loader, ListRunsNoPluginCode)
 	const auto before = loader.list();
 	ASSERT_FALSE(before.empty());
 	std::vector<bool> wasLoaded;
+	wasLoaded.reserve(before.size());
 	for (const auto &l : before)
 		wasLoaded.push_back(isLoaded(l.path));
 	const auto after = loader.list();
