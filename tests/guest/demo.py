@@ -55,9 +55,10 @@ class Demo:
         self.peak_total = max(self.peak_total, total)
         self.peak_plugged = max(self.peak_plugged, b["plugged"])
         last = "none yet"
-        # The last resize tried; a decision deferred behind a call in flight is not one.
+        # The last resize tried; one that was never sent (the backend away or
+        # its state unreadable, already at the limit) is not one.
         for d in reversed(s["decisions"]):
-            if d["action"] != "none" and not d["outcome"].startswith("not done"):
+            if d["action"] != "none" and not d["outcome"].startswith(("not done", "not called")):
                 last = f"{d['action']} {d['bytes'] // MiB} MiB" + (f" ({d['outcome']})" if d["outcome"] else "")
                 break
         print(f"{time.monotonic() - self.t0:4.0f}s  {phase:8}  size {mib(total)} (plugged {mib(b['plugged'])})"
