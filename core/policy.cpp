@@ -371,7 +371,8 @@ Decision Policy::enforceLimits(TimePoint now, Decision d, const BackendState &b)
 	cap(stepMax, "limits.step_max");
 	cap(room, d.action == Decision::Action::Plug ? bound.ceilingName : bound.floorName);
 	if (bytes == 0 && d.action == Decision::Action::Plug)
-		return none("at the maximum, " + formatSize(b.plugged) + " of " + formatSize(bound.ceiling) + " plugged");
+		return none("at the maximum, " + formatSize(b.plugged) + " of " + formatSize(bound.ceiling) +
+		            " plugged");
 	if (bytes == 0)
 		return none(room == 0 ? "at the minimum of " + formatSize(bound.floor)
 		                      : "less than one block (" + formatSize(block) + ") to release");

@@ -215,9 +215,8 @@ int run(int argc, char **argv)
 		return *code;
 	const auto known = std::find_if(std::begin(controlCommands), std::end(controlCommands),
 	                                [&](const auto &c) { return command == c.second; });
-	const bool resize =
-	        known != std::end(controlCommands) &&
-	        (known->first == ControlCommand::Grow || known->first == ControlCommand::Shrink);
+	const bool resize = known != std::end(controlCommands) &&
+	                    (known->first == ControlCommand::Grow || known->first == ControlCommand::Shrink);
 	if (known == std::end(controlCommands)) {
 		std::cerr << "vmrdctl: " << (command.empty() ? "no command" : "unknown command '" + command + "'")
 		          << "; one of status, metrics, events, reclaim, reload, grow, shrink\nTry 'vmrdctl --help'.\n";

@@ -118,7 +118,8 @@ public:
 #ifdef VMRD_HAVE_SYSTEMD
 		auto end = std::chrono::steady_clock::now() + timeout;
 		while (!readySent()) {
-			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+			        end - std::chrono::steady_clock::now());
 			if (left <= std::chrono::milliseconds(0))
 				return false;
 			// In slices, so that a program that dies before it is ready
@@ -151,7 +152,10 @@ public:
 		return notifications_.back();
 	}
 	// Every notification received so far, oldest first.
-	const std::vector<std::string> &notifications() const { return notifications_; }
+	const std::vector<std::string> &notifications() const
+	{
+		return notifications_;
+	}
 	// Whether a notification received so far has the line READY=1; the
 	// daemon may send STATUS=... or WATCHDOG=1 lines too, alone or with it.
 	bool readySent() const
@@ -165,10 +169,22 @@ public:
 		return false;
 	}
 
-	void signal(int sig) { kill(pid_, sig); }
-	pid_t pid() const { return pid_; }
-	std::string out() const { return slurp(out_); }
-	std::string err() const { return slurp(err_); }
+	void signal(int sig)
+	{
+		kill(pid_, sig);
+	}
+	pid_t pid() const
+	{
+		return pid_;
+	}
+	std::string out() const
+	{
+		return slurp(out_);
+	}
+	std::string err() const
+	{
+		return slurp(err_);
+	}
 
 private:
 	// A datagram socket with an abstract address the kernel picks (autobind):

@@ -132,7 +132,7 @@ TEST_F(ControllerTest, NoResizeIsSentWhileTheStateCannotBeRead)
 	l.max = 512 * MiB;
 	make(device(64 * MiB), l);
 	for (const auto &bad : {Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake'"}),
-	                 Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake': (7)"})}) {
+	                        Result<BackendState>(Error{-EIO, "get_state failed in backend 'fake': (7)"})}) {
 		auto d = ctl->onCommand(t, Decision::Action::Plug, 256 * MiB);
 		ASSERT_TRUE(d) << d.error().message;
 		take();

@@ -91,7 +91,8 @@ protected:
 	}
 	json settled(std::chrono::milliseconds timeout = 10s)
 	{
-		return statusWhen("no call in flight", [](const json &) { return true; }, timeout);
+		return statusWhen(
+		        "no call in flight", [](const json &) { return true; }, timeout);
 	}
 	json pluggedIs(uint64_t bytes)
 	{

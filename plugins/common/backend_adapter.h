@@ -84,12 +84,18 @@ constexpr size_t minHostSize = offsetof(vmrd_host, sysfs_root) + sizeof(const ch
 // The host must leave room for the members every 1.0 plugin fills.
 constexpr size_t minStateSize = offsetof(vmrd_backend_state, plugged_bytes) + sizeof(uint64_t);
 
-template <typename B, typename = void> struct HasReleaseAll : std::false_type {};
-template <typename B> struct HasReleaseAll<B, std::void_t<decltype(&B::releaseAll)>> : std::true_type {};
-template <typename B, typename = void> struct HasEventFd : std::false_type {};
-template <typename B> struct HasEventFd<B, std::void_t<decltype(&B::getEventFd)>> : std::true_type {};
-template <typename B, typename = void> struct HasAckEvent : std::false_type {};
-template <typename B> struct HasAckEvent<B, std::void_t<decltype(&B::ackEvent)>> : std::true_type {};
+template <typename B, typename = void> struct HasReleaseAll : std::false_type {
+};
+template <typename B> struct HasReleaseAll<B, std::void_t<decltype(&B::releaseAll)>> : std::true_type {
+};
+template <typename B, typename = void> struct HasEventFd : std::false_type {
+};
+template <typename B> struct HasEventFd<B, std::void_t<decltype(&B::getEventFd)>> : std::true_type {
+};
+template <typename B, typename = void> struct HasAckEvent : std::false_type {
+};
+template <typename B> struct HasAckEvent<B, std::void_t<decltype(&B::ackEvent)>> : std::true_type {
+};
 
 inline int report(const CallResult &r, uint64_t *done, char *msg, uint32_t size)
 {
@@ -105,12 +111,13 @@ template <typename B> struct Ops {
 	// Dependent on B, so the adapter compiles before the plugin defines it.
 	static B &self(vmrd_backend *b) { return *b; }
 
-	static int create(const vmrd_host *host, const vmrd_option *options, uint32_t n, vmrd_backend **out,
-	                  char *msg, uint32_t size)
+	static int create(const vmrd_host *host, const vmrd_option *options, uint32_t n, vmrd_backend **out, char *msg,
+	                  uint32_t size)
 	{
 		return barrier(msg, size, [&] {
 			if (!host || host->struct_size < minHostSize)
-				return fail(msg, size, Error{-EINVAL, "the host's service table is shorter than ABI 1.0's"});
+				return fail(msg, size,
+				            Error{-EINVAL, "the host's service table is shorter than ABI 1.0's"});
 			Options opts;
 			for (uint32_t i = 0; i < n; i++)
 				opts.emplace_back(options[i].key ? options[i].key : "",

@@ -7,7 +7,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const std::string_view text = fuzzText(data, size);
 	if (auto r = vmrd::parseControlRequest(text)) {
-		const bool resize = r->command == vmrd::ControlCommand::Grow || r->command == vmrd::ControlCommand::Shrink;
+		const bool resize =
+		        r->command == vmrd::ControlCommand::Grow || r->command == vmrd::ControlCommand::Shrink;
 		FUZZ_CHECK(resize == (r->bytes > 0));
 	} else {
 		FUZZ_CHECK(!r.error().message.empty());

@@ -202,13 +202,13 @@ TEST(Membuf, EmbeddedScenarioReplaysAgainstTheEmulatedDevice)
 	ASSERT_TRUE(m);
 	int calls = 0;
 	ReplayOptions options{std::chrono::seconds(30), true, [&](const Decision &d, BackendState &sim) {
-		                    auto o = d.action == Decision::Action::Plug ? (*m)->plug(d.bytes)
-		                                                                : (*m)->unplug(d.bytes);
-		                    sim.plugged = *(*m)->plugged();
-		                    EXPECT_EQ(sim.plugged, dev.requested());
-		                    calls++;
-		                    return CallResult{o.code, o.done, o.message};
-	                    }};
+		                      auto o = d.action == Decision::Action::Plug ? (*m)->plug(d.bytes)
+		                                                                  : (*m)->unplug(d.bytes);
+		                      sim.plugged = *(*m)->plugged();
+		                      EXPECT_EQ(sim.plugged, dev.requested());
+		                      calls++;
+		                      return CallResult{o.code, o.done, o.message};
+	                      }};
 	auto lines = replay(config->policy, config->limits, *trace, options).decisions;
 	std::ifstream expected(TRACES "/embedded-cycle.expected");
 	std::vector<std::string> want;
