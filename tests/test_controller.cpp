@@ -65,6 +65,15 @@ protected:
 	// The backend moves `bytes` as asked and reports `after`.
 	void grant(uint64_t plugged) { finish({0, call->bytes, ""}, device(plugged)); }
 	void readState(Result<BackendState> state) { finish({}, std::move(state)); }
+	// The backend's event fd fires; vmrd acks it and reads `reported`.
+	void backendEvent(Result<BackendState> reported)
+	{
+		ctl->onBackendEvent(t);
+		take();
+		ASSERT_TRUE(call);
+		EXPECT_EQ(call->op, BackendCall::Op::AckEvent);
+		readState(std::move(reported));
+	}
 	// A device found at `found`, above limits.max `max`, is read once more
 	// and brought back with one unplug, without anyone asking.
 	void expectCorrected(uint64_t found, uint64_t max)
@@ -308,11 +317,7 @@ TEST_F(ControllerTest, AnEventReadsTheStateAndCorrectsADeviceAboveTheMaximum)
 	Limits l;
 	l.max = 1 * GiB;
 	make(device(512 * MiB), l);
-	ctl->onBackendEvent(t);
-	take();
-	ASSERT_TRUE(call);
-	EXPECT_EQ(call->op, BackendCall::Op::AckEvent);
-	readState(device(1536 * MiB)); // the host resized behind vmrd's back
+	backendEvent(device(1536 * MiB)); // the host resized behind vmrd's back
 	EXPECT_EQ(ctl->state().plugged, 1536 * MiB);
 	expectCorrected(1536 * MiB, 1 * GiB);
 }
@@ -460,9 +465,7 @@ TEST_F(ControllerTest, ACorrectionPendingWhileTheBackendIsAwayDoesNotSpin)
 	Limits l;
 	l.max = 1 * GiB;
 	make(device(512 * MiB), l);
-	ctl->onBackendEvent(t);
-	take();
-	readState(device(1536 * MiB)); // host grew it: correction starts
+	backendEvent(device(1536 * MiB)); // host grew it: correction starts
 	ASSERT_TRUE(call);
 	readState(device(1536 * MiB));
 	ASSERT_EQ(call->op, BackendCall::Op::Unplug);
@@ -471,9 +474,7 @@ TEST_F(ControllerTest, ACorrectionPendingWhileTheBackendIsAwayDoesNotSpin)
 	// The broker goes away: the next event's read says so.
 	BackendState away = device(1408 * MiB);
 	away.connected = false;
-	ctl->onBackendEvent(t);
-	take();
-	readState(away);
+	backendEvent(away);
 	EXPECT_FALSE(call);
 	int ticks = 0;
 	const TimePoint begin = t;
@@ -571,10 +572,7 @@ TEST_F(ControllerTest, ADryRunLogReplaysAsADryRun)
 	take();
 	EXPECT_FALSE(call);
 	t += 100ms;
-	ctl->onBackendEvent(t);
-	take();
-	ASSERT_TRUE(call);
-	readState(device(0));
+	backendEvent(device(0));
 	t += 5s;
 	ctl->onPressure(t, some100(), avail(100 * MiB));
 	take();
