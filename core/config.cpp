@@ -131,6 +131,11 @@ void readPolicy(YamlReader &r, const YAML::Node &n, Preset &pr)
 		if (r.scalar(name, "policy.preset", text)) {
 			if (auto chosen = preset(text)) {
 				pr = *chosen;
+			} else if (text == "embedded") {
+				r.fail(name, "policy.preset",
+				       "'embedded' is now named 'rfc-reference' (the vmrd RFC's reference behaviour); "
+				       "the default, server, is the one to use on Gunyah guests too");
+				return;
 			} else {
 				std::string list;
 				for (const auto &k : presetNames())
@@ -150,7 +155,10 @@ void readPolicy(YamlReader &r, const YAML::Node &n, Preset &pr)
 			if (std::find(o->keys.begin(), o->keys.end(), key) != o->keys.end())
 				owner = other;
 		}
-		if (!owner.empty()) {
+		if (auto why = retiredPolicyKey(key)) {
+			r.fail(kv.first, "policy." + key,
+			       "no longer exists: " + *why + " (README: How vmrd decides); remove it");
+		} else if (!owner.empty()) {
 			r.fail(kv.first, "policy." + key,
 			       "belongs to the " + owner + " preset, not " + pr.params.preset +
 			               " (set policy.preset: " + owner + " to use it)");
@@ -164,16 +172,14 @@ void readPolicy(YamlReader &r, const YAML::Node &n, Preset &pr)
 	}
 	PolicyParams &pp = pr.params;
 	// server
-	r.size(n, "grow_step", p, pp.growStep);
-	r.size(n, "grow_step_max", p, pp.growStepMax);
-	r.duration(n, "repeat_window", p, pp.repeatWindow);
-	r.real(n, "severity_boost", p, 1, 64, pp.severityBoost);
 	r.size(n, "headroom", p, pp.headroom);
-	r.duration(n, "shrink_idle", p, pp.shrinkIdle);
+	r.size(n, "grow_step", p, pp.growStep);
+	r.duration(n, "sample_min", p, pp.sampleMin);
+	r.duration(n, "sample_max", p, pp.sampleMax);
+	r.duration(n, "shrink_hold", p, pp.shrinkHold);
 	r.size(n, "shrink_step_max", p, pp.shrinkStepMax);
 	r.duration(n, "backoff_max", p, pp.backoffMax);
-	r.duration(n, "cooldown", p, pp.cooldown);
-	// embedded
+	// rfc-reference
 	r.size(n, "chunk", p, pp.chunk);
 	r.size(n, "grow_free_below", p, pp.growFreeBelow);
 	r.duration(n, "idle_short", p, pp.idleShort);
@@ -194,14 +200,18 @@ void readPolicy(YamlReader &r, const YAML::Node &n, Preset &pr)
 	auto at = [&](const char *key) { return n[key] ? n[key] : n; };
 	if (pp.growStep == 0)
 		r.fail(at("grow_step"), "policy.grow_step", "must be more than 0");
-	if (pp.growStepMax < pp.growStep)
-		r.fail(at("grow_step_max"), "policy.grow_step_max",
-		       "must be at least grow_step (" + formatSize(pp.growStep) + ")");
-	if (pp.shrinkIdle.count() <= 0)
-		r.fail(at("shrink_idle"), "policy.shrink_idle", "must be more than 0");
-	if (pp.backoffMax < pp.shrinkIdle)
+	// Below 10 ms a sample costs more than it can tell: PSI and
+	// MemAvailable move on that scale at the fastest.
+	if (pp.sampleMin < std::chrono::milliseconds(10))
+		r.fail(at("sample_min"), "policy.sample_min", "must be at least 10ms");
+	if (pp.sampleMax < pp.sampleMin)
+		r.fail(at("sample_max"), "policy.sample_max",
+		       "must be at least sample_min (" + formatDuration(pp.sampleMin) + ")");
+	if (pp.shrinkHold.count() <= 0)
+		r.fail(at("shrink_hold"), "policy.shrink_hold", "must be more than 0");
+	if (pp.backoffMax < pp.shrinkHold)
 		r.fail(at("backoff_max"), "policy.backoff_max",
-		       "must be at least shrink_idle (" + formatDuration(pp.shrinkIdle) + ")");
+		       "must be at least shrink_hold (" + formatDuration(pp.shrinkHold) + ")");
 	if (pp.chunk == 0)
 		r.fail(at("chunk"), "policy.chunk", "must be more than 0");
 	if (pp.idleShort.count() <= 0 || pp.idleMedium < pp.idleShort || pp.idleLong < pp.idleMedium)

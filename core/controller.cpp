@@ -95,8 +95,10 @@ void Controller::setOutcome(std::string outcome)
 
 // Every decision, from the policy, an operator or the bounds, goes
 // through here: recorded, logged, and if it is a resize, started with a
-// fresh read of the backend's state.
-void Controller::execute(TimePoint t, Decision d)
+// fresh read of the backend's state.  A sample that changes nothing is
+// routine: in the event log, but logged at debug and not kept for status,
+// or sampling would flood both.
+void Controller::execute(TimePoint t, Decision d, bool routine)
 {
 	metrics_.decision(d.action);
 	TraceRecord r;
@@ -105,6 +107,10 @@ void Controller::execute(TimePoint t, Decision d)
 	r.sample = lastSample_;
 	record(r, t);
 	if (d.action == Decision::Action::None) {
+		if (routine) {
+			logDebug("decision: " + describeDecision(d));
+			return;
+		}
 		logInfo("decision: " + describeDecision(d));
 		remember(t, d, "");
 		return;
@@ -240,16 +246,28 @@ void Controller::onTick(TimePoint t, const std::function<std::optional<Sample>()
 	if (state_.connected && due(correctAt_))
 		correctBounds(t);
 	if (!inFlight_ && check)
-		execute(t, policy_->onTimer(t, lastSample_, state_));
+		execute(t, policy_->onTimer(t, lastSample_, state_), true);
+}
+
+void Controller::onWatermark(TimePoint t, const Sample &s)
+{
+	lastSample_ = s;
+	mark(t, TraceRecord::Type::Watermark);
+	if (stopping_ || !state_.connected)
+		return;
+	if (inFlight_) {
+		heldLook_ = true;
+		return;
+	}
+	Decision d = policy_->onTimer(t, s, state_);
+	d.reason = "kswapd woke: " + d.reason;
+	execute(t, std::move(d), true);
 }
 
 Decision Controller::onCheck(TimePoint t, const Sample &s)
 {
 	lastSample_ = s;
-	TraceRecord r;
-	r.type = TraceRecord::Type::Check;
-	r.sample = s;
-	record(r, t);
+	mark(t, TraceRecord::Type::Check);
 	if (stopping_)
 		return {Decision::Action::None, 0, "vmrd is stopping"};
 	if (inFlight_) {
@@ -257,7 +275,7 @@ Decision Controller::onCheck(TimePoint t, const Sample &s)
 		logInfo("shrink check held until " + *inFlight() + " ends");
 		return {Decision::Action::None, 0, "held until " + *inFlight() + " ends, then checked"};
 	}
-	Decision d = policy_->onTimer(t, s, state_);
+	Decision d = policy_->onCheck(t, s, state_);
 	execute(t, d);
 	return d;
 }
@@ -340,9 +358,12 @@ void Controller::afterCall(TimePoint t)
 		}
 	}
 	const auto check = policy_->nextCheck();
-	if (heldCheck_ || (check && t >= *check)) {
-		heldCheck_ = false;
-		execute(t, policy_->onTimer(t, lastSample_, state_));
+	if (heldCheck_) {
+		heldCheck_ = heldLook_ = false;
+		execute(t, policy_->onCheck(t, lastSample_, state_));
+	} else if (heldLook_ || (check && t >= *check)) {
+		heldLook_ = false;
+		execute(t, policy_->onTimer(t, lastSample_, state_), true);
 	}
 }
 
@@ -378,7 +399,7 @@ void Controller::stop(TimePoint t)
 	mark(t, TraceRecord::Type::Stop);
 	stopping_ = true;
 	heldPressure_.reset();
-	heldCheck_ = false;
+	heldCheck_ = heldLook_ = false;
 	eventPending_ = false;
 }
 

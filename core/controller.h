@@ -66,6 +66,13 @@ public:
 	// nextDeadline() has come and it is not only stall reads; `sample`
 	// is called at most once, when a decision needs fresh statistics.
 	void onTick(TimePoint t, const std::function<std::optional<Sample>()> &sample);
+	// The kernel woke kswapd (the early signal, for a policy that
+	// wantsWatermark()): a look at the fresh sample `s` now, or when the
+	// call in flight ends.
+	void onWatermark(TimePoint t, const Sample &s);
+	// Whether the policy takes the early signal; the daemon arms it only
+	// then, and only while no tick is near (nextTick()).
+	bool wantsWatermark() const { return policy_->wantsWatermark(); }
 	// SIGUSR1 or vmrdctl reclaim: a shrink check now.
 	Decision onCheck(TimePoint t, const Sample &s);
 	// vmrdctl grow or shrink: an operator's resize, within the same bounds.
@@ -109,7 +116,7 @@ private:
 	// What the call in flight is for.
 	enum class Purpose { PreRead, Resize, Refresh, Event, Release };
 	void start(TimePoint t, BackendCall call, Purpose purpose);
-	void execute(TimePoint t, Decision d);
+	void execute(TimePoint t, Decision d, bool routine = false);
 	void remember(TimePoint t, const Decision &d, std::string outcome);
 	void setOutcome(std::string outcome);
 	void decidePressure(TimePoint t, const PsiEvent &event, bool held);
@@ -126,7 +133,8 @@ private:
 	bool book(const Result<BackendState> &st, const char *when, std::optional<uint64_t> expected = std::nullopt);
 	void connectionChanged(TimePoint t, bool wasConnected);
 	void record(TraceRecord r, TimePoint t);
-	// An input with nothing to it but its time (event, reload, stop, tick).
+	// An input with nothing to it but its time and the last sample (event,
+	// reload, stop, tick, check, watermark).
 	void mark(TimePoint t, TraceRecord::Type type);
 	std::string backendName() const { return "backend '" + settings_.backend + "'"; }
 
@@ -148,7 +156,8 @@ private:
 	// Inputs held while a call ran, looked at when it ends.
 	std::optional<PsiEvent> heldPressure_;
 	TimePoint heldAt_;
-	bool heldCheck_ = false, eventPending_ = false;
+	bool heldCheck_ = false, heldLook_ = false; // an operator's check; an early signal
+	bool eventPending_ = false;
 	bool stopping_ = false;
 	std::optional<TimePoint> lastRefresh_; // PSI asks a backend that is away again at most once a second
 

@@ -176,7 +176,7 @@ void Controller::concludeResize(TimePoint t, const CallResult &res, Micros took,
 		}
 	}
 	if (purpose_ != Purpose::Release)
-		policy_->onResult(t, planned_, res, lastSample_, state_);
+		policy_->onResult(t, planned_, res, took, lastSample_, state_);
 }
 
 void Controller::stateRead(TimePoint t, const CallDone &done)

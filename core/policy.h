@@ -2,6 +2,7 @@
 // The resize policy: a pure function of events, samples, backend state and time.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,17 +27,24 @@ public:
 	// A PSI trigger fired.  `severity` is the measured share of time stalled
 	// (0 to 1) over the last window.
 	virtual Decision onPressure(TimePoint now, const Sample &s, const BackendState &b, double severity) = 0;
-	// The time nextCheck() asked for has come, or an operator asked for a check.
+	// The time nextCheck() asked for has come, or an early signal came.
 	virtual Decision onTimer(TimePoint now, const Sample &s, const BackendState &b) = 0;
-	// A resize finished; `result` says what the backend really did and
-	// `after` is the state it reported afterwards.
-	virtual void onResult(TimePoint now, const Decision &asked, const CallResult &result, const Sample &s,
-	                      const BackendState &after) = 0;
+	// An operator asked for a shrink check (SIGUSR1, vmrdctl reclaim):
+	// what is spare goes back now, without waiting to see it stay spare.
+	virtual Decision onCheck(TimePoint now, const Sample &s, const BackendState &b) { return onTimer(now, s, b); }
+	// A resize finished; `result` says what the backend really did, `took`
+	// how long the call ran, and `after` is the state it reported afterwards.
+	virtual void onResult(TimePoint now, const Decision &asked, const CallResult &result, Micros took,
+	                      const Sample &s, const BackendState &after) = 0;
 
 	// The policy was made while memory may be plugged (at start, after a
-	// reload): it schedules its first check as after a pressure event, so
-	// that memory nobody uses goes back without waiting for one.
+	// reload): it schedules its first check, so that memory nobody uses
+	// goes back without waiting for a pressure event.
 	virtual void resume(TimePoint now, const BackendState &b) = 0;
+
+	// Whether it decides from samples, so that an early signal that
+	// memory runs short (kswapd woke) is worth a look; onTimer() takes it.
+	virtual bool wantsWatermark() const = 0;
 
 	// The timers and counters the next decision depends on, as name and
 	// human value ("cooldown", "12s left"), for vmrdctl status.
@@ -60,6 +68,16 @@ protected:
 	// limit when the result comes (noteResize).
 	Decision enforceLimits(TimePoint now, Decision d, const BackendState &b) const;
 	void noteResize(TimePoint now) { lastResize_ = now; }
+	bool rateLimited(TimePoint now) const { return lastResize_ && now - *lastResize_ < limits_.minInterval; }
+	// Plugged above the floor: there is memory to give back.
+	bool aboveFloor(const BackendState &b) const { return b.plugged > std::max(limits_.min, b.minBytes); }
+
+	// For describeState(): "next_check" = "in 4s" or "due"; "last_grow" = "3s ago".
+	using StateList = std::vector<std::pair<std::string, std::string>>;
+	static void addTimer(StateList &out, const char *name, TimePoint now, const std::optional<TimePoint> &at);
+	static void addAgo(StateList &out, const char *name, TimePoint now, const std::optional<TimePoint> &at);
+	static std::string ago(TimePoint now, TimePoint then);
+	static Decision none(std::string why) { return {Decision::Action::None, 0, std::move(why)}; }
 
 	Limits limits_;
 	std::optional<TimePoint> lastResize_;

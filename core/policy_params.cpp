@@ -3,7 +3,6 @@
 #include "policy_params.h"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace vmrd {
 
@@ -11,7 +10,22 @@ using std::chrono::milliseconds;
 
 std::vector<std::string> presetNames()
 {
-	return {"server", "embedded"};
+	return {"server", "rfc-reference"};
+}
+
+std::optional<std::string> retiredPolicyKey(const std::string &key)
+{
+	static const std::vector<std::pair<std::string, std::string>> retired{
+	        {"grow_step_max", "grow steps now follow the measured demand"},
+	        {"repeat_window", "grow steps now follow the measured demand"},
+	        {"severity_boost", "grow steps now follow the measured demand"},
+	        {"shrink_idle", "memory now goes back once it stayed spare for shrink_hold"},
+	        {"cooldown", "the band between the grow and shrink thresholds now keeps demand from flapping"},
+	};
+	for (const auto &kv : retired)
+		if (kv.first == key)
+			return kv.second;
+	return std::nullopt;
 }
 
 std::optional<Preset> preset(const std::string &name)
@@ -22,11 +36,11 @@ std::optional<Preset> preset(const std::string &name)
 		// The defaults are the struct's initialisers.
 		p.triggers = {{TriggerConfig::Kind::Some, milliseconds(100), milliseconds(1000)},
 		              {TriggerConfig::Kind::Full, milliseconds(50), milliseconds(1000)}};
-		p.keys = {"grow_step",   "grow_step_max",   "repeat_window", "severity_boost", "headroom",
-		          "shrink_idle", "shrink_step_max", "backoff_max",   "cooldown"};
+		p.keys = {"headroom",    "grow_step",       "sample_min", "sample_max",
+		          "shrink_hold", "shrink_step_max", "backoff_max"};
 		return p;
 	}
-	if (name == "embedded") {
+	if (name == "rfc-reference") {
 		// The vmrd RFC: ten `some` triggers, 5 to 50 ms in a 50 ms window.
 		for (int ms = 5; ms <= 50; ms += 5)
 			p.triggers.push_back({TriggerConfig::Kind::Some, milliseconds(ms), milliseconds(50)});
@@ -53,21 +67,14 @@ std::optional<Preset> preset(const std::string &name)
 
 std::vector<std::pair<std::string, std::string>> describePolicy(const PolicyParams &p)
 {
-	auto real = [](double v) {
-		char buf[32];
-		std::snprintf(buf, sizeof(buf), "%g", v);
-		return std::string(buf);
-	};
 	const std::vector<std::pair<std::string, std::string>> all{
-	        {"grow_step", formatSize(p.growStep)},
-	        {"grow_step_max", formatSize(p.growStepMax)},
-	        {"repeat_window", formatDuration(p.repeatWindow)},
-	        {"severity_boost", real(p.severityBoost)},
 	        {"headroom", formatSize(p.headroom)},
-	        {"shrink_idle", formatDuration(p.shrinkIdle)},
+	        {"grow_step", formatSize(p.growStep)},
+	        {"sample_min", formatDuration(p.sampleMin)},
+	        {"sample_max", formatDuration(p.sampleMax)},
+	        {"shrink_hold", formatDuration(p.shrinkHold)},
 	        {"shrink_step_max", formatSize(p.shrinkStepMax)},
 	        {"backoff_max", formatDuration(p.backoffMax)},
-	        {"cooldown", formatDuration(p.cooldown)},
 	        {"chunk", formatSize(p.chunk)},
 	        {"grow_free_below", formatSize(p.growFreeBelow)},
 	        {"idle_short", formatDuration(p.idleShort)},

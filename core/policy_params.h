@@ -24,18 +24,16 @@ struct TriggerConfig {
 struct PolicyParams {
 	std::string preset = "server"; // preset
 
-	// server: grow fast, shrink slow, keep a headroom of MemAvailable.
-	uint64_t growStep = 128ull << 20;              // grow_step
-	uint64_t growStepMax = 1ull << 30;             // grow_step_max
-	Micros repeatWindow{std::chrono::seconds(10)}; // repeat_window
-	double severityBoost = 4;                      // severity_boost: step factor at 100 % stall
-	uint64_t headroom = 256ull << 20;              // headroom
-	Micros shrinkIdle{std::chrono::seconds(30)};   // shrink_idle
-	uint64_t shrinkStepMax = 512ull << 20;         // shrink_step_max
-	Micros backoffMax{std::chrono::minutes(5)};    // backoff_max
-	Micros cooldown{std::chrono::seconds(10)};     // cooldown
+	// server: size to the demand measured by sampling while it pays.
+	uint64_t headroom = 96ull << 20;                  // headroom: the least MemAvailable kept
+	uint64_t growStep = 32ull << 20;                  // grow_step: the least one grow plugs
+	Micros sampleMin{std::chrono::milliseconds(100)}; // sample_min: sampling while demand nears the reserve
+	Micros sampleMax{std::chrono::seconds(2)};        // sample_max: ... and while it holds still
+	Micros shrinkHold{std::chrono::seconds(2)};       // shrink_hold: spare this long before it goes back
+	uint64_t shrinkStepMax = 2ull << 30;              // shrink_step_max
+	Micros backoffMax{std::chrono::minutes(1)};       // backoff_max: the longest shrink_hold after failures
 
-	// embedded: the reference behaviour of the vmrd RFC, one chunk at a time.
+	// rfc-reference: the reference behaviour of the vmrd RFC, one chunk at a time.
 	uint64_t chunk = 4ull << 20;                            // chunk
 	uint64_t growFreeBelow = 2ull << 20;                    // grow_free_below
 	Micros idleShort{std::chrono::seconds(3)};              // idle_short
@@ -71,6 +69,8 @@ struct Preset {
 
 // The names `policy.preset` accepts.
 std::vector<std::string> presetNames();
+// Why a key the server preset had before policy v2 is gone, or nothing.
+std::optional<std::string> retiredPolicyKey(const std::string &key);
 // A preset's defaults, or nothing for an unknown name.
 std::optional<Preset> preset(const std::string &name);
 // The keys the params' preset reads, each with its value as YAML would write it.

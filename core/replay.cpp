@@ -93,6 +93,9 @@ private:
 		case T::Check:
 			ctl_->onCheck(t, sample());
 			break;
+		case T::Watermark:
+			ctl_->onWatermark(t, sample());
+			break;
 		case T::Command:
 			(void)ctl_->onCommand(t, r.asked.action, r.asked.bytes);
 			break;

@@ -228,7 +228,7 @@ TEST(Daemon, HungBackendCallIsAbandonedOnStop)
 	ASSERT_TRUE(p.waitForStderr("has run longer than backend.call_timeout 200ms", 5s)) << p.err();
 	// The daemon still answers while the call hangs.
 	p.signal(SIGUSR1);
-	ASSERT_TRUE(p.waitForStderr("shrink check held until the unplug of 512 MiB ends", 5s)) << p.err();
+	ASSERT_TRUE(p.waitForStderr("shrink check held until the unplug of 1 GiB ends", 5s)) << p.err();
 	p.signal(SIGTERM);
 	auto t0 = std::chrono::steady_clock::now();
 	EXPECT_EQ(p.wait(5s), 0) << p.err();
@@ -248,7 +248,7 @@ TEST(Daemon, DryRunDecidesButNeverCallsTheBackend)
 	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 	EXPECT_NE(p.err().find("dry run: plug and unplug are logged, never called"), std::string::npos) << p.err();
 	p.signal(SIGUSR1);
-	ASSERT_TRUE(p.waitForStderr("decision (dry run, not done): unplug 512 MiB", 5s)) << p.err();
+	ASSERT_TRUE(p.waitForStderr("decision (dry run, not done): unplug 1 GiB", 5s)) << p.err();
 	p.signal(SIGTERM);
 	EXPECT_EQ(p.wait(5s), 0) << p.err();
 	EXPECT_NE(p.err().find("stopped; 1 GiB plugged"), std::string::npos) << p.err();

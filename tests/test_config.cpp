@@ -74,7 +74,7 @@ TEST(Config, MinimalGetsDefaults)
 	EXPECT_EQ(c.psi.triggers[0].stall, milliseconds(100));
 	EXPECT_EQ(c.psi.triggers[0].window, seconds(1));
 	EXPECT_EQ(c.policy.preset, "server");
-	EXPECT_EQ(c.policy.growStep, 128ull << 20);
+	EXPECT_EQ(c.policy.growStep, 32ull << 20);
 	EXPECT_EQ(c.limits.max, 0u);
 	EXPECT_EQ(c.paths.procfs, "/proc");
 }
@@ -121,7 +121,7 @@ paths:
 	EXPECT_EQ(c.psi.triggers[0].window, milliseconds(500));
 	EXPECT_EQ(c.policy.growStep, 64ull << 20);
 	EXPECT_EQ(c.policy.headroom, 1ull << 30);
-	EXPECT_EQ(c.policy.growStepMax, 1ull << 30); // from the preset
+	EXPECT_EQ(c.policy.sampleMax, seconds(2)); // from the preset
 	EXPECT_EQ(c.limits.min, 256ull << 20);
 	EXPECT_EQ(c.limits.max, 8ull << 30);
 	EXPECT_EQ(c.limits.minInterval, seconds(2));
@@ -173,8 +173,8 @@ INSTANTIATE_TEST_SUITE_P(
                           "test.yaml:5:8: limits.max: expected a single value, got a list"},
                 ErrorCase{"bad_size", minimal + "limits:\n  max: 4X\n",
                           "test.yaml:5:8: limits.max: '4X' is not a size"},
-                ErrorCase{"bad_duration", minimal + "policy:\n  shrink_idle: 30\n",
-                          "test.yaml:5:16: policy.shrink_idle: '30' is not a duration"},
+                ErrorCase{"bad_duration", minimal + "policy:\n  shrink_hold: 30\n",
+                          "test.yaml:5:16: policy.shrink_hold: '30' is not a duration"},
                 ErrorCase{"bad_bool", minimal + "psi:\n  system: yes please\n",
                           "test.yaml:5:11: psi.system: 'yes please' is not true or false"},
                 ErrorCase{"bad_kind", minimal + "psi:\n  triggers:\n    - {kind: most, stall: 1ms, window: 1s}\n",
@@ -189,16 +189,25 @@ INSTANTIATE_TEST_SUITE_P(
                 ErrorCase{"relative_cgroup", minimal + "psi:\n  cgroups: [memory.pressure]\n",
                           "psi.cgroups[0]: 'memory.pressure' is not an absolute path"},
                 ErrorCase{"unknown_preset", minimal + "policy:\n  preset: turbo\n",
-                          "test.yaml:5:11: policy.preset: unknown preset 'turbo' (known: server, embedded)"},
+                          "test.yaml:5:11: policy.preset: unknown preset 'turbo' (known: server, rfc-reference)"},
                 ErrorCase{"other_presets_key", minimal + "policy:\n  chunk: 4M\n",
-                          "test.yaml:5:3: policy.chunk: belongs to the embedded preset, not server (set policy.preset: "
-                          "embedded to use it)"},
-                ErrorCase{"unknown_policy_key", minimal + "policy:\n  preset: embedded\n  chunks: 4M\n",
-                          "test.yaml:6:3: policy.chunks: unknown key (known for the embedded preset: preset, chunk,"},
-                ErrorCase{"bad_percent", minimal + "policy:\n  preset: embedded\n  swap_discount: 150\n",
+                          "test.yaml:5:3: policy.chunk: belongs to the rfc-reference preset, not server (set "
+                          "policy.preset: "
+                          "rfc-reference to use it)"},
+                ErrorCase{"unknown_policy_key", minimal + "policy:\n  preset: rfc-reference\n  chunks: 4M\n",
+                          "test.yaml:6:3: policy.chunks: unknown key (known for the rfc-reference preset: preset, "
+                          "chunk,"},
+                ErrorCase{"bad_percent", minimal + "policy:\n  preset: rfc-reference\n  swap_discount: 150\n",
                           "test.yaml:6:18: policy.swap_discount: '150' is not a whole number from 0 to 100"},
-                ErrorCase{"bad_real", minimal + "policy:\n  severity_boost: lots\n",
-                          "policy.severity_boost: 'lots' is not a number from 1"},
+                ErrorCase{"retired_key", minimal + "policy:\n  shrink_idle: 30s\n",
+                          "test.yaml:5:3: policy.shrink_idle: no longer exists: memory now goes back once it stayed "
+                          "spare for shrink_hold (README: How vmrd decides); remove it"},
+                ErrorCase{"renamed_preset", minimal + "policy:\n  preset: embedded\n",
+                          "test.yaml:5:11: policy.preset: 'embedded' is now named 'rfc-reference'"},
+                ErrorCase{"sample_min_too_short", minimal + "policy:\n  sample_min: 1ms\n",
+                          "test.yaml:5:15: policy.sample_min: must be at least 10ms"},
+                ErrorCase{"sample_max_below_min", minimal + "policy:\n  sample_min: 1s\n  sample_max: 500ms\n",
+                          "test.yaml:6:15: policy.sample_max: must be at least sample_min (1s)"},
                 ErrorCase{"bad_oom_adj", minimal + "daemon:\n  oom_score_adj: -2000\n",
                           "test.yaml:5:18: daemon.oom_score_adj: '-2000' is not a whole number from -1000 to 1000"},
                 ErrorCase{"relative_guard", minimal + "guard:\n  cgroup: work.slice\n",
@@ -221,14 +230,15 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Config, EmbeddedPresetBringsItsTriggersAndDefaults)
 {
-	Config c = parseOk(minimal + "policy:\n  preset: embedded\n  holdoff_max: 10s\n");
-	EXPECT_EQ(c.policy.preset, "embedded");
+	Config c = parseOk(minimal + "policy:\n  preset: rfc-reference\n  holdoff_max: 10s\n");
+	EXPECT_EQ(c.policy.preset, "rfc-reference");
 	EXPECT_EQ(c.policy.chunk, 4ull << 20);
 	EXPECT_EQ(c.policy.holdoffMax, seconds(10));
 	ASSERT_EQ(c.psi.triggers.size(), 10u);
 	EXPECT_EQ(c.psi.triggers[9].stall, milliseconds(50));
 	// Triggers in the config win over the preset's.
-	c = parseOk(minimal + "policy: {preset: embedded}\npsi:\n  triggers: [{kind: full, stall: 1s, window: 2s}]\n");
+	c = parseOk(minimal +
+	            "policy: {preset: rfc-reference}\npsi:\n  triggers: [{kind: full, stall: 1s, window: 2s}]\n");
 	ASSERT_EQ(c.psi.triggers.size(), 1u);
 	EXPECT_EQ(c.psi.triggers[0].kind, TriggerConfig::Kind::Full);
 }

@@ -49,9 +49,9 @@ protected:
 		                       << "  options: {block_size: 2M, max: 4G, initial: 512M, state_file: " << state_
 		                       << (faults.empty() ? "" : ", " + faults) << "}\n"
 		                       << "limits: {min: 256M, max: 1G, min_interval: 0}\n"
-		                       // The host has more available than this: no shrink of the policy's own
-		                       // gets between the test's calls.
-		                       << "policy: {headroom: 16T}\n"
+		                       // No resize of the policy's own gets between the test's
+		                       // calls: no headroom to grow for, an hour before a shrink.
+		                       << "policy: {headroom: 0, shrink_hold: 1h, backoff_max: 1h}\n"
 		                       << "daemon: {mlock: false}\n"
 		                       << "control: {socket: " << socket_ << "}\n";
 		daemon_ = std::make_unique<Process>(

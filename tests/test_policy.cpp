@@ -14,11 +14,16 @@ constexpr uint64_t GiB = 1ull << 30;
 
 const TimePoint t0{std::chrono::hours(1)};
 
-Sample avail(uint64_t available)
+Sample mem(uint64_t total, uint64_t available)
 {
 	Sample s;
-	s.mem = MemInfo{4 * GiB, available, available, 0, 0};
+	s.mem = MemInfo{total, available, available, 0, 0};
 	return s;
+}
+
+Sample avail(uint64_t available)
+{
+	return mem(4 * GiB, available);
 }
 
 BackendState backend(uint64_t plugged, uint64_t max = 8 * GiB, uint64_t block = 2 * MiB)
@@ -43,55 +48,107 @@ CallResult full(const Decision &d)
 
 } // namespace
 
-// ---- server ----
+// ---- server: headroom 96 MiB, grow_step 32 MiB, samples 100ms to 2s, shrink_hold 2s ----
 
-TEST(Server, PressureBelowHeadroomGrowsByTheStep)
+TEST(Server, BelowTheHeadroomGrowsToIt)
 {
-	auto p = server();
-	Decision d = p->onPressure(t0, avail(200 * MiB), backend(0), 0);
+	Decision d = server()->onPressure(t0, avail(40 * MiB), backend(0), 0);
 	EXPECT_EQ(d.action, Decision::Action::Plug);
-	EXPECT_EQ(d.bytes, 128 * MiB);
-	EXPECT_NE(d.reason.find("below the headroom 256 MiB"), std::string::npos) << d.reason;
+	EXPECT_EQ(d.bytes, 56 * MiB) << "96 MiB - 40 MiB, nothing measured on top yet";
+	EXPECT_NE(d.reason.find("below the reserve 96 MiB"), std::string::npos) << d.reason;
+	EXPECT_EQ(server()->onTimer(t0, avail(90 * MiB), backend(0)).bytes, 32 * MiB) << "at least grow_step";
 }
 
-TEST(Server, PressureWithPlentyAvailableDoesNotGrow)
+TEST(Server, PlentyAvailableDoesNotGrow)
 {
 	Decision d = server()->onPressure(t0, avail(2 * GiB), backend(0), 1.0);
 	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_NE(d.reason.find("more memory would not help"), std::string::npos) << d.reason;
+	EXPECT_NE(d.reason.find("MemAvailable 2 GiB, reserve 96 MiB"), std::string::npos) << d.reason;
 }
 
-TEST(Server, StepCoversTheHeadroomDeficit)
-{
-	EXPECT_EQ(server()->onPressure(t0, avail(10 * MiB), backend(0), 0).bytes, 246 * MiB);
-}
-
-TEST(Server, SeverityScalesTheStep)
-{
-	// severity_boost 4: 0 % stall gives the step, 100 % four times it,
-	// linear between; block-aligned upwards.
-	EXPECT_EQ(server()->onPressure(t0, avail(200 * MiB), backend(0), 0.5).bytes, 320 * MiB);
-	EXPECT_EQ(server()->onPressure(t0, avail(200 * MiB), backend(0), 1.0).bytes, 512 * MiB);
-	EXPECT_EQ(server()->onPressure(t0, avail(200 * MiB), backend(0), 7.0).bytes, 512 * MiB) << "clamped";
-}
-
-TEST(Server, RepeatedEventsDoubleTheStepUpToTheCap)
+// Demand rising 500 MiB/s: the reserve grows by what it takes in a
+// sample interval and a plug (0.1 s + 0.5 s), so the grow comes while
+// 374 MiB are still available, and it covers the demand until the next
+// grow could arrive (1 s rate limit + 0.1 s + 0.5 s).
+TEST(Server, TheMeasuredDemandRateSizesTheGrow)
 {
 	auto p = server();
 	TimePoint t = t0;
-	uint64_t plugged = 0;
-	std::vector<uint64_t> steps;
-	for (int i = 0; i < 6; i++) {
-		Decision d = p->onPressure(t, avail(200 * MiB), backend(plugged), 0);
-		ASSERT_EQ(d.action, Decision::Action::Plug) << d.reason;
-		steps.push_back(d.bytes / MiB);
-		plugged += d.bytes;
-		p->onResult(t, d, full(d), avail(200 * MiB), backend(plugged));
-		t += 2s;
+	uint64_t free = 1 * GiB;
+	Decision d = p->onTimer(t, avail(free), backend(GiB));
+	std::vector<Micros> intervals;
+	for (int i = 0; i < 20 && d.action == Decision::Action::None; i++) {
+		intervals.push_back(std::chrono::duration_cast<Micros>(*p->nextCheck() - t));
+		t += 100ms;
+		free -= 50 * MiB;
+		d = p->onTimer(t, avail(free), backend(GiB));
 	}
-	EXPECT_EQ(steps, (std::vector<uint64_t>{128, 256, 512, 1024, 1024, 1024}));
-	Decision d = p->onPressure(t + 1min, avail(200 * MiB), backend(plugged), 0);
-	EXPECT_EQ(d.bytes, 128 * MiB) << "a quiet period resets the step";
+	ASSERT_EQ(d.action, Decision::Action::Plug) << d.reason;
+	EXPECT_EQ(free, 374 * MiB);
+	EXPECT_EQ(d.bytes, (396 - 374 + 800) * MiB);
+	EXPECT_NE(d.reason.find("for demand growing 500 MiB/s"), std::string::npos) << d.reason;
+	// A quarter of the time until the reserve, never below sample_min.
+	EXPECT_NEAR(intervals[1].count(), 289000, 1) << "(974 - 396) MiB at 500 MiB/s, over 4";
+	EXPECT_EQ(intervals.back(), 100ms);
+}
+
+TEST(Server, ARateFadesOnceDemandStops)
+{
+	auto p = server();
+	p->onTimer(t0, avail(GiB), backend(GiB));
+	p->onTimer(t0 + 100ms, avail(GiB - 50 * MiB), backend(GiB));
+	// Still there after a sample that saw no rise ...
+	Decision d = p->onTimer(t0 + 200ms, avail(GiB - 50 * MiB), backend(GiB));
+	EXPECT_NE(d.reason.find("reserve 381.4 MiB"), std::string::npos) << d.reason;
+	// ... and forgotten when the last sample is too old to tell.
+	d = p->onTimer(t0 + 10s, avail(GiB - 50 * MiB), backend(GiB));
+	EXPECT_NE(d.reason.find("reserve 96 MiB"), std::string::npos) << d.reason;
+}
+
+TEST(Server, IdleAtTheFloorIsNotSampled)
+{
+	auto p = server();
+	p->onTimer(t0, avail(2 * GiB), backend(0));
+	EXPECT_FALSE(p->nextCheck()) << "nothing plugged, nothing growing: no wakeups";
+	p->onTimer(t0, avail(150 * MiB), backend(0));
+	EXPECT_EQ(*p->nextCheck(), t0 + 2s) << "near the reserve: sample_max";
+}
+
+TEST(Server, MemoryPluggedIsSampledAtSampleMax)
+{
+	auto p = server();
+	p->resume(t0, backend(GiB));
+	EXPECT_EQ(*p->nextCheck(), t0 + 100ms) << "a restart looks at once";
+	Decision d = p->onTimer(t0 + 100ms, avail(200 * MiB), backend(GiB));
+	EXPECT_EQ(d.action, Decision::Action::None);
+	EXPECT_EQ(*p->nextCheck(), t0 + 100ms + 2s) << "within the band: no shrink, a slow look";
+}
+
+TEST(Server, GivesBackWhatStaysSpare)
+{
+	auto p = server();
+	Decision d = p->onTimer(t0, avail(GiB), backend(2 * GiB));
+	EXPECT_EQ(d.action, Decision::Action::None);
+	EXPECT_NE(d.reason.find("896 MiB spare, given back if it stays spare 2s more"), std::string::npos) << d.reason;
+	EXPECT_EQ(*p->nextCheck(), t0 + 500ms) << "a quarter of shrink_hold";
+	d = p->onTimer(t0 + 2s, avail(GiB), backend(2 * GiB));
+	ASSERT_EQ(d.action, Decision::Action::Unplug) << d.reason;
+	EXPECT_EQ(d.bytes, 896 * MiB) << "down to the reserve and one grow step";
+	// Demand stayed: what went back left MemTotal and MemAvailable alike.
+	const Sample after = mem(4 * GiB - d.bytes, 128 * MiB);
+	p->onResult(t0 + 2s, d, full(d), 0us, after, backend(2 * GiB - d.bytes));
+	EXPECT_EQ(*p->nextCheck(), t0 + 3s) << "drains on at the rate limit";
+	d = p->onTimer(t0 + 3s, after, backend(2 * GiB - d.bytes));
+	EXPECT_EQ(d.action, Decision::Action::None) << d.reason;
+}
+
+TEST(Server, SpareThatDipsStartsTheHoldAgain)
+{
+	auto p = server();
+	p->onTimer(t0, avail(GiB), backend(2 * GiB));
+	p->onTimer(t0 + 1s, avail(150 * MiB), backend(2 * GiB));
+	EXPECT_EQ(p->onTimer(t0 + 2s, avail(GiB), backend(2 * GiB)).action, Decision::Action::None);
+	EXPECT_EQ(p->onTimer(t0 + 4s, avail(GiB), backend(2 * GiB)).action, Decision::Action::Unplug);
 }
 
 TEST(Server, HardBoundsHoldWhateverTheRequest)
@@ -102,7 +159,6 @@ TEST(Server, HardBoundsHoldWhateverTheRequest)
 	l.minInterval = 0s;
 	PolicyParams pp = preset("server")->params;
 	pp.growStep = 900 * MiB;
-	pp.growStepMax = 4 * GiB;
 	auto p = Policy::create(pp, l);
 	EXPECT_EQ(p->onPressure(t0, avail(0), backend(0), 0).bytes, 300 * MiB);
 	EXPECT_EQ(p->onPressure(t0, avail(0), backend(900 * MiB), 0).bytes, 124 * MiB) << "limits.max";
@@ -118,27 +174,11 @@ TEST(Server, RateLimitSpacesResizes)
 {
 	auto p = server();
 	Decision d = p->onPressure(t0, avail(0), backend(0), 0);
-	p->onResult(t0, d, full(d), avail(0), backend(d.bytes));
+	p->onResult(t0, d, full(d), 0us, avail(0), backend(d.bytes));
 	d = p->onPressure(t0 + 500ms, avail(0), backend(d.bytes), 0);
 	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_NE(d.reason.find("rate limit"), std::string::npos) << d.reason;
-}
-
-TEST(Server, ShrinksOnlyAfterIdleAndKeepsTheHeadroom)
-{
-	auto p = server();
-	Decision grow = p->onPressure(t0, avail(100 * MiB), backend(0), 0);
-	p->onResult(t0, grow, full(grow), avail(100 * MiB), backend(grow.bytes));
-	ASSERT_TRUE(p->nextCheck());
-	EXPECT_EQ(*p->nextCheck(), t0 + 30s);
-	// 1 GiB available, headroom 256 MiB: 768 MiB spare, capped at 512 MiB.
-	Decision d = p->onTimer(t0 + 30s, avail(1 * GiB), backend(2 * GiB));
-	EXPECT_EQ(d.action, Decision::Action::Unplug);
-	EXPECT_EQ(d.bytes, 512 * MiB);
-	EXPECT_EQ(p->onTimer(t0 + 30s, avail(1 * GiB), backend(100 * MiB)).bytes, 100 * MiB);
-	d = p->onTimer(t0 + 30s, avail(200 * MiB), backend(2 * GiB));
-	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_NE(d.reason.find("within the headroom"), std::string::npos);
+	EXPECT_NE(d.reason.find("the next grow waits for limits.min_interval"), std::string::npos) << d.reason;
+	EXPECT_EQ(*p->nextCheck(), t0 + 1s) << "looks again when the next resize may go";
 }
 
 TEST(Server, NeverBelowTheMinimum)
@@ -146,62 +186,48 @@ TEST(Server, NeverBelowTheMinimum)
 	Limits l;
 	l.min = 1 * GiB;
 	auto p = server(l);
-	EXPECT_EQ(p->onTimer(t0, avail(3 * GiB), backend(1 * GiB + 64 * MiB)).bytes, 64 * MiB);
-	Decision d = p->onTimer(t0, avail(3 * GiB), backend(1 * GiB));
+	p->onTimer(t0, avail(3 * GiB), backend(1 * GiB + 64 * MiB));
+	EXPECT_EQ(p->onTimer(t0 + 2s, avail(3 * GiB), backend(1 * GiB + 64 * MiB)).bytes, 64 * MiB);
+	Decision d = p->onTimer(t0 + 4s, avail(3 * GiB), backend(1 * GiB));
 	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_NE(d.reason.find("at the minimum of 1 GiB"), std::string::npos) << d.reason;
+	EXPECT_FALSE(p->nextCheck()) << "at the floor and idle";
 }
 
-TEST(Server, PartialReleaseBacksOff)
+TEST(Server, AFailedReleaseDoublesTheHold)
 {
 	auto p = server();
-	Decision d = p->onTimer(t0, avail(2 * GiB), backend(2 * GiB));
-	ASSERT_EQ(d.bytes, 512 * MiB);
-	p->onResult(t0, d, CallResult{0, 100 * MiB, ""}, avail(2 * GiB), backend(2 * GiB - 100 * MiB));
-	EXPECT_EQ(*p->nextCheck(), t0 + 60s);
-	p->onResult(t0, d, CallResult{-EBUSY, 0, "busy"}, avail(2 * GiB), backend(2 * GiB));
-	EXPECT_EQ(*p->nextCheck(), t0 + 120s);
+	p->onTimer(t0, avail(2 * GiB), backend(2 * GiB));
+	Decision d = p->onTimer(t0 + 2s, avail(2 * GiB), backend(2 * GiB));
+	ASSERT_EQ(d.action, Decision::Action::Unplug);
+	p->onResult(t0 + 2s, d, CallResult{0, 100 * MiB, ""}, 0us, avail(2 * GiB), backend(2 * GiB - 100 * MiB));
+	p->onTimer(t0 + 3s, avail(2 * GiB), backend(2 * GiB - 100 * MiB));
+	EXPECT_EQ(p->onTimer(t0 + 6s, avail(2 * GiB), backend(2 * GiB)).action, Decision::Action::None);
+	EXPECT_EQ(p->onTimer(t0 + 7s, avail(2 * GiB), backend(2 * GiB)).action, Decision::Action::Unplug)
+	        << "shrink_hold 2s doubled";
 	for (int i = 0; i < 10; i++)
-		p->onResult(t0, d, CallResult{-EBUSY, 0, "busy"}, avail(2 * GiB), backend(2 * GiB));
-	EXPECT_EQ(*p->nextCheck(), t0 + 5min) << "backoff_max caps the wait";
-	p->onResult(t0, d, full(d), avail(2 * GiB), backend(GiB));
-	EXPECT_EQ(*p->nextCheck(), t0 + 1s) << "a full release drains on at the rate limit";
+		p->onResult(t0 + 7s, d, CallResult{-EBUSY, 0, "busy"}, 0us, avail(2 * GiB), backend(2 * GiB));
+	p->onTimer(t0 + 8s, avail(2 * GiB), backend(2 * GiB));
+	EXPECT_EQ(p->onTimer(t0 + 8s + 59s, avail(2 * GiB), backend(2 * GiB)).action, Decision::Action::None);
+	EXPECT_EQ(p->onTimer(t0 + 8s + 60s, avail(2 * GiB), backend(2 * GiB)).action, Decision::Action::Unplug)
+	        << "backoff_max caps the hold";
 }
 
-TEST(Server, AnEventPostponesTheShrink)
+TEST(Server, PlugLatencyWidensTheReserve)
 {
 	auto p = server();
-	p->onPressure(t0, avail(2 * GiB), backend(GiB), 0);
-	EXPECT_EQ(*p->nextCheck(), t0 + 30s);
-	p->onPressure(t0 + 20s, avail(2 * GiB), backend(GiB), 0);
-	EXPECT_EQ(*p->nextCheck(), t0 + 50s);
+	Decision d = p->onTimer(t0, avail(0), backend(0));
+	p->onResult(t0, d, full(d), 1500ms, avail(64 * MiB), backend(d.bytes));
+	p->onTimer(t0 + 1s, avail(GiB), backend(d.bytes));
+	d = p->onTimer(t0 + 1100ms, avail(GiB - 10 * MiB), backend(d.bytes));
+	// 100 MiB/s over 0.1 s + (0.5 s + 1.5 s) / 2.
+	EXPECT_NE(d.reason.find("reserve 206 MiB"), std::string::npos) << d.reason;
 }
 
-TEST(Server, CooldownBlocksTheOppositeDirection)
-{
-	auto p = server();
-	Decision d = p->onTimer(t0, avail(2 * GiB), backend(2 * GiB));
-	p->onResult(t0, d, full(d), avail(1536 * MiB), backend(1536 * MiB));
-	// 5 s after a shrink: a mild event is the shrink's echo ...
-	d = p->onPressure(t0 + 5s, avail(200 * MiB), backend(1536 * MiB), 0);
-	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_NE(d.reason.find("cooldown after the shrink"), std::string::npos) << d.reason;
-	// ... but with the headroom half gone it is real demand.
-	EXPECT_EQ(p->onPressure(t0 + 5s, avail(100 * MiB), backend(1536 * MiB), 0).action, Decision::Action::Plug);
-	// After a grow, no shrink during the cooldown.
-	auto q = server();
-	d = q->onPressure(t0, avail(0), backend(0), 0);
-	q->onResult(t0, d, full(d), avail(0), backend(d.bytes));
-	d = q->onTimer(t0 + 3s, avail(3 * GiB), backend(GiB));
-	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_EQ(*q->nextCheck(), t0 + 10s);
-}
-
-// ---- embedded: the numbers of design.md section 3 ----
+// ---- rfc-reference: the numbers of design.md section 3 ----
 
 namespace {
 
-std::unique_ptr<Policy> embedded(const PolicyParams &p = preset("embedded")->params)
+std::unique_ptr<Policy> rfcReference(const PolicyParams &p = preset("rfc-reference")->params)
 {
 	Limits l;
 	l.minInterval = 0s;
@@ -222,9 +248,9 @@ Sample movable(uint64_t free, uint64_t inactiveFile = 0, uint64_t inactiveAnon =
 
 } // namespace
 
-TEST(Embedded, PresetNumbers)
+TEST(RfcReference, PresetNumbers)
 {
-	auto pr = preset("embedded");
+	auto pr = preset("rfc-reference");
 	ASSERT_TRUE(pr);
 	ASSERT_EQ(pr->triggers.size(), 10u) << "ten some triggers";
 	for (size_t i = 0; i < 10; i++) {
@@ -249,9 +275,9 @@ TEST(Embedded, PresetNumbers)
 	EXPECT_FALSE(p.decayWait);
 }
 
-TEST(Embedded, GrowsOneChunkWhenMovableFreeIsBelowHalfAChunk)
+TEST(RfcReference, GrowsOneChunkWhenMovableFreeIsBelowHalfAChunk)
 {
-	auto p = embedded();
+	auto p = rfcReference();
 	Decision d = p->onPressure(t0, movable(2 * MiB - 4096), backend(0), 1.0);
 	EXPECT_EQ(d.action, Decision::Action::Plug);
 	EXPECT_EQ(d.bytes, 4 * MiB) << "one chunk, whatever the severity";
@@ -260,23 +286,23 @@ TEST(Embedded, GrowsOneChunkWhenMovableFreeIsBelowHalfAChunk)
 	EXPECT_NE(d.reason.find("ZONE_MOVABLE has 2 MiB free"), std::string::npos) << d.reason;
 }
 
-TEST(Embedded, IdleWaitDependsOnChunksPlugged)
+TEST(RfcReference, IdleWaitDependsOnChunksPlugged)
 {
 	struct {
 		uint64_t chunks;
 		std::chrono::seconds wait;
 	} cases[] = {{0, 3s}, {4, 3s}, {5, 8s}, {9, 8s}, {10, 15s}, {40, 15s}};
 	for (const auto &c : cases) {
-		auto p = embedded();
+		auto p = rfcReference();
 		p->onPressure(t0, movable(64 * MiB), backend(c.chunks * 4 * MiB), 0);
 		ASSERT_TRUE(p->nextCheck());
 		EXPECT_EQ(*p->nextCheck(), t0 + c.wait) << c.chunks << " chunks";
 	}
 }
 
-TEST(Embedded, AnyEventRestartsTheWait)
+TEST(RfcReference, AnyEventRestartsTheWait)
 {
-	auto p = embedded();
+	auto p = rfcReference();
 	p->onPressure(t0, movable(64 * MiB), backend(8 * MiB), 0);
 	p->onPressure(t0 + 2s, movable(64 * MiB), backend(8 * MiB), 0);
 	EXPECT_EQ(*p->nextCheck(), t0 + 5s);
@@ -284,33 +310,33 @@ TEST(Embedded, AnyEventRestartsTheWait)
 	EXPECT_EQ(d.action, Decision::Action::None) << "not idle long enough";
 }
 
-TEST(Embedded, NoShrinkBeforeTheFirstEvent)
+TEST(RfcReference, NoShrinkBeforeTheFirstEvent)
 {
-	Decision d = embedded()->onTimer(t0, movable(64 * MiB), backend(64 * MiB));
+	Decision d = rfcReference()->onTimer(t0, movable(64 * MiB), backend(64 * MiB));
 	EXPECT_EQ(d.action, Decision::Action::None);
 	EXPECT_NE(d.reason.find("no pressure event yet"), std::string::npos);
 }
 
-TEST(Embedded, ReclaimableEstimateDiscountsSwap)
+TEST(RfcReference, ReclaimableEstimateDiscountsSwap)
 {
 	// free 1 MiB + inactive file 2 MiB + min(SwapFree 100 MiB, inactive anon 2 MiB) x 50 % = 4 MiB:
 	// exactly one chunk.
-	auto p = embedded();
+	auto p = rfcReference();
 	p->onPressure(t0, movable(0), backend(32 * MiB), 0);
 	Decision d = p->onTimer(t0 + 8s, movable(1 * MiB, 2 * MiB, 2 * MiB, 100 * MiB), backend(32 * MiB));
 	EXPECT_EQ(d.action, Decision::Action::Unplug) << d.reason;
 	EXPECT_EQ(d.bytes, 4 * MiB);
 	// Without swap the anon term is min(0, ...) = 0: 3 MiB, less than a chunk.
-	auto q = embedded();
+	auto q = rfcReference();
 	q->onPressure(t0, movable(0), backend(32 * MiB), 0);
 	d = q->onTimer(t0 + 8s, movable(1 * MiB, 2 * MiB, 2 * MiB, 0), backend(32 * MiB));
 	EXPECT_EQ(d.action, Decision::Action::None);
 	EXPECT_NE(d.reason.find("reclaimable 3 MiB is under one chunk"), std::string::npos) << d.reason;
 }
 
-TEST(Embedded, ReleasesAtMostFiveChunksPerCycleThenHoldsOff)
+TEST(RfcReference, ReleasesAtMostFiveChunksPerCycleThenHoldsOff)
 {
-	auto p = embedded();
+	auto p = rfcReference();
 	uint64_t plugged = 64 * MiB; // 16 chunks: idle wait 15 s
 	p->onPressure(t0, movable(0), backend(plugged), 0);
 	TimePoint t = t0 + 15s;
@@ -323,7 +349,7 @@ TEST(Embedded, ReleasesAtMostFiveChunksPerCycleThenHoldsOff)
 		EXPECT_EQ(d.bytes, 4 * MiB) << "one chunk at a time, re-checking after each";
 		plugged -= d.bytes;
 		released++;
-		p->onResult(t, d, full(d), movable(100 * MiB, 0, 0, 0, 5000), backend(plugged));
+		p->onResult(t, d, full(d), 0us, movable(100 * MiB, 0, 0, 0, 5000), backend(plugged));
 	}
 	EXPECT_EQ(released, 5);
 	// Hold-off: min(3000 + 500 x 5, 8000) = 5500 ms of ignored events ...
@@ -335,11 +361,11 @@ TEST(Embedded, ReleasesAtMostFiveChunksPerCycleThenHoldsOff)
 	EXPECT_EQ(d.action, Decision::Action::Plug) << d.reason;
 }
 
-TEST(Embedded, HoldoffIsCappedAtEightSeconds)
+TEST(RfcReference, HoldoffIsCappedAtEightSeconds)
 {
-	PolicyParams pp = preset("embedded")->params;
+	PolicyParams pp = preset("rfc-reference")->params;
 	pp.releaseMaxChunks = 20;
-	auto p = embedded(pp);
+	auto p = rfcReference(pp);
 	uint64_t plugged = 128 * MiB;
 	p->onPressure(t0, movable(0), backend(plugged), 0);
 	TimePoint t = t0 + 15s;
@@ -348,16 +374,16 @@ TEST(Embedded, HoldoffIsCappedAtEightSeconds)
 		Decision d = p->onTimer(t, movable(200 * MiB), backend(plugged));
 		ASSERT_EQ(d.action, Decision::Action::Unplug) << d.reason;
 		plugged -= d.bytes;
-		p->onResult(t, d, full(d), movable(200 * MiB), backend(plugged));
+		p->onResult(t, d, full(d), 0us, movable(200 * MiB), backend(plugged));
 	}
 	// 3000 + 500 x 20 = 13000 ms, capped at 8000 ms.
 	EXPECT_EQ(p->onPressure(t + 7900ms, movable(0), backend(plugged), 0).action, Decision::Action::None);
 	EXPECT_EQ(p->onPressure(t + 8100ms, movable(0), backend(plugged), 0).action, Decision::Action::Plug);
 }
 
-TEST(Embedded, RetriesAFailedReleaseTenTimesOneSecondApart)
+TEST(RfcReference, RetriesAFailedReleaseTenTimesOneSecondApart)
 {
-	auto p = embedded();
+	auto p = rfcReference();
 	p->onPressure(t0, movable(0), backend(32 * MiB), 0);
 	TimePoint t = t0 + 8s;
 	int attempts = 0;
@@ -369,18 +395,18 @@ TEST(Embedded, RetriesAFailedReleaseTenTimesOneSecondApart)
 		if (d.action != Decision::Action::Unplug)
 			break;
 		attempts++;
-		p->onResult(t, d, CallResult{-EBUSY, 0, "busy"}, movable(64 * MiB), backend(32 * MiB));
+		p->onResult(t, d, CallResult{-EBUSY, 0, "busy"}, 0us, movable(64 * MiB), backend(32 * MiB));
 		if (*p->nextCheck() != t + 1s)
 			break;
 	}
 	EXPECT_EQ(attempts, 11) << "the first try and ten retries";
 }
 
-TEST(Embedded, DecayWaitHoldsTheShrinkUntilPsiSettles)
+TEST(RfcReference, DecayWaitHoldsTheShrinkUntilPsiSettles)
 {
-	PolicyParams pp = preset("embedded")->params;
+	PolicyParams pp = preset("rfc-reference")->params;
 	pp.decayWait = true;
-	auto p = embedded(pp);
+	auto p = rfcReference(pp);
 	p->onPressure(t0, movable(0), backend(32 * MiB), 0);
 	Sample s = movable(64 * MiB);
 	s.someAvg10 = 0.12;
@@ -392,17 +418,4 @@ TEST(Embedded, DecayWaitHoldsTheShrinkUntilPsiSettles)
 	EXPECT_EQ(p->onTimer(t0 + 9s, s, backend(32 * MiB)).action, Decision::Action::None);
 	s.someAvg60 = 0.03;
 	EXPECT_EQ(p->onTimer(t0 + 10s, s, backend(32 * MiB)).action, Decision::Action::Unplug);
-}
-
-TEST(Server, KeepsLookingWhileMemoryIsPlugged)
-{
-	// Relief has no PSI event: whatever stopped a shrink, the next check
-	// is scheduled while memory stays plugged, and none once it is all back.
-	auto p = server();
-	p->onTimer(t0, avail(200 * MiB), backend(GiB));
-	EXPECT_EQ(*p->nextCheck(), t0 + 30s) << "within the headroom";
-	p->onTimer(t0, avail(257 * MiB), backend(GiB));
-	EXPECT_EQ(*p->nextCheck(), t0 + 30s) << "less than a block spare";
-	p->onTimer(t0, avail(3 * GiB), backend(0));
-	EXPECT_FALSE(p->nextCheck()) << "nothing plugged: no timer, no wakeups";
 }

@@ -149,8 +149,6 @@ TEST(Replay, ARecordedGuestLogMatchesOnlyTheConfigItRanWith)
 	auto trace = readTrace(VMRD_SOURCE_DIR "/tests/traces/guest-6.1-server.jsonl");
 	ASSERT_TRUE(trace) << trace.error().message;
 	auto params = preset("server")->params;
-	params.shrinkIdle = std::chrono::seconds(5);
-	params.cooldown = std::chrono::seconds(3);
 	const auto same = replay(params, Limits{}, *trace);
 	EXPECT_EQ(same.divergence, "");
 	EXPECT_EQ(same.decisions, recordedDecisions(*trace));

@@ -156,22 +156,6 @@ public:
 		out = static_cast<T>(v);
 	}
 
-	void real(const YAML::Node &parent, const char *name, const std::string &path, double lo, double hi,
-	          double &out)
-	{
-		std::string s;
-		YAML::Node n = parent[name];
-		if (!n || !scalar(n, join(path, name), s))
-			return;
-		char *end = nullptr;
-		double v = std::strtod(s.c_str(), &end);
-		if (s.empty() || *end != '\0' || !(v >= lo && v <= hi))
-			fail(n, join(path, name),
-			     "'" + s + "' is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
-		else
-			out = v;
-	}
-
 	// `version: 1` at the top of `root`; `program` names who reads it.
 	void version(const YAML::Node &root, const std::string &program)
 	{

@@ -261,10 +261,10 @@ def test_broker_survives_qemu_restart(ctx):
 
 
 def test_psi_windows_on_both_kernels(ctx):
-    """6: the embedded preset's 50 ms window falls back to 500 ms on 6.1 and is taken as is on 6.12; both grow."""
+    """6: the rfc-reference preset's 50 ms window falls back to 500 ms on 6.1 and is taken as is on 6.12; both grow."""
     for series, expect_fallback in (("6.1", True), ("6.12", False)):
         with Case(ctx, series=series) as c:
-            c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\npolicy: {preset: embedded}\n"
+            c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\npolicy: {preset: rfc-reference}\n"
                                 "limits: {min_interval: 0s}")
             log = c.vmrd_log()
             fell_back = "refused by the kernel" in log and "armed some 50ms/500ms" in log

@@ -188,14 +188,14 @@ TEST(Membuf, AKeptAttributeShowsTheCurrentValue)
 	EXPECT_NE(none.error().message.find(dir + "/device_block_size"), std::string::npos) << none.error().message;
 }
 
-// The embedded preset's scenario, replayed with this backend over the
+// The rfc-reference preset's scenario, replayed with this backend over the
 // emulated device instead of the built-in simulation: the same decisions,
 // and the device holds exactly what the daemon booked at every step.
 TEST(Membuf, EmbeddedScenarioReplaysAgainstTheEmulatedDevice)
 {
-	auto config = loadConfig(TRACES "/embedded-cycle.yaml");
+	auto config = loadConfig(TRACES "/rfc-reference-cycle.yaml");
 	ASSERT_TRUE(config) << config.error().message;
-	auto trace = readTrace(TRACES "/embedded-cycle.jsonl");
+	auto trace = readTrace(TRACES "/rfc-reference-cycle.jsonl");
 	ASSERT_TRUE(trace) << trace.error().message;
 	EmulatedDevice dev("/dev/qti_virtio_mem", sysDir, 2 * MiB, 4096 * MiB);
 	auto m = Membuf::create(dev, MembufOptions{}, sysRoot, [](int, const std::string &) {});
@@ -210,7 +210,7 @@ TEST(Membuf, EmbeddedScenarioReplaysAgainstTheEmulatedDevice)
 		                      return CallResult{o.code, o.done, o.message};
 	                      }};
 	auto lines = replay(config->policy, config->limits, *trace, options).decisions;
-	std::ifstream expected(TRACES "/embedded-cycle.expected");
+	std::ifstream expected(TRACES "/rfc-reference-cycle.expected");
 	std::vector<std::string> want;
 	for (std::string l; std::getline(expected, l);)
 		want.push_back(l);

@@ -12,15 +12,10 @@ from .broker import Broker
 from .guest import Guest, build_guest
 from .util import GiB, Skip
 
-# vmrd's config in the tests and the demo: short idle and cooldown, so a test
-# sees memory given back within its time.
+# vmrd's config in the tests and the demo: the defaults.
 DAEMON_CONFIG = """version: 1
 backend:
   name: virtio-mem
-policy:
-  preset: server
-  shrink_idle: 5s
-  cooldown: 3s
 {extra}
 """
 
