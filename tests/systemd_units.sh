@@ -20,7 +20,29 @@ for u in $units; do
 	grep -q "^Type=notify$" "$u" || { echo "FAIL: ${u##*/} is not Type=notify"; exit 1; }
 	grep -q "^WatchdogSec=" "$u" || { echo "FAIL: ${u##*/} has no WatchdogSec="; exit 1; }
 done
+
+# vmrd.service keeps what the kswapd watch (core/kswapd_watch.cpp) needs.
+svc=$(echo "$units" | grep '/vmrd\.service$')
+grep -q '^CapabilityBoundingSet=.*\bCAP_PERFMON\b' "$svc" ||
+	{ echo "FAIL: vmrd.service: no CAP_PERFMON in CapabilityBoundingSet= (the kswapd tracepoint)"; exit 1; }
+# perf_event_open passes the seccomp filter: named, or in a group listed.
+allowed=no
+for entry in $(sed -n 's/^SystemCallFilter=//p' "$svc"); do
+	case $entry in
+	~*) ;;
+	perf_event_open) allowed=yes ;;
+	@*) systemd-analyze syscall-filter "$entry" | grep -qx '    perf_event_open' && allowed=yes ;;
+	esac
+done
+[ "$allowed" = yes ] || { echo "FAIL: vmrd.service: SystemCallFilter= refuses perf_event_open (it kills the daemon)"; exit 1; }
+# The tracepoint id is read from /sys/kernel/tracing: nothing may hide it
+# (ProtectKernelTunables= and ProtectSystem= leave it readable).
+if grep -Eq '^(InaccessiblePaths|TemporaryFileSystem)=(.* )?-?/sys(/kernel(/tracing)?)?/?( |$)' "$svc"; then
+	echo "FAIL: vmrd.service hides /sys/kernel/tracing, where the kswapd tracepoint's id is read"
+	exit 1
+fi
+
 out=$(cd "$tmp/units" && systemd-analyze verify --man=no ./*.service 2>&1) && status=0 || status=$?
 echo "$out"
 [ "$status" -eq 0 ] && [ -z "$out" ] || { echo "FAIL: systemd-analyze verify (exit $status) complained"; exit 1; }
-echo "both units pass systemd-analyze verify"
+echo "both units pass systemd-analyze verify; vmrd.service allows the kswapd watch"
