@@ -14,6 +14,7 @@
 #include "controller.h"
 #include "event_loop.h"
 #include "guard.h"
+#include "kswapd_watch.h"
 #include "plugin_loader.h"
 #include "proc_file.h"
 #include "psi_monitor.h"
@@ -50,6 +51,11 @@ private:
 	void onPressure(size_t trigger);
 	void onPsiError(size_t trigger);
 	void rearmSources();
+	// The early signal, for a policy that wants it (daemon_watermark.cpp).
+	void armWatermark();
+	void onWatermark();
+	void pauseWatermark();
+	std::string describeWatermark() const;
 	void onControllerTimer();
 	void onWatchdog();
 	void onSignal();
@@ -76,6 +82,8 @@ private:
 	PsiMonitor psi_;
 	std::vector<Source> sources_;
 	std::vector<size_t> triggerSource_; // armed trigger -> index in sources_
+	std::optional<KswapdWatch> watermark_;
+	std::string watermarkNote_; // why there is none
 	std::unique_ptr<BackendWorker> worker_;
 	int backendEventFd_ = -1; // owned by the backend
 	bool callRunning_ = false;

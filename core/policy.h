@@ -47,7 +47,7 @@ public:
 	virtual bool wantsWatermark() const = 0;
 
 	// The timers and counters the next decision depends on, as name and
-	// human value ("cooldown", "12s left"), for vmrdctl status.
+	// human value ("next_sample", "in 2s"), for vmrdctl status.
 	virtual std::vector<std::pair<std::string, std::string>> describeState(TimePoint now) const = 0;
 
 	// An operator asked for this resize (vmrdctl grow or shrink).

@@ -73,6 +73,7 @@ nlohmann::json statusJson(const StatusView &v)
 	              {"psi_full_avg10", sample.fullAvg10}}},
 	            {"policy", {{"preset", v.config.policy.preset}, {"state", policyState}}},
 	            {"psi", triggers},
+	            {"watermark", v.watermark},
 	            {"decisions", decisions}};
 }
 

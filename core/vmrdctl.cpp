@@ -139,6 +139,7 @@ void printStatus(const json &s)
 		                                                 ", refused by the kernel)"
 		                                       : "")
 		          << "\n";
+	std::cout << "watermark  " << s.value("watermark", std::string("?")) << "\n";
 	std::cout << "decisions  (newest last; times since start)\n";
 	if (s["decisions"].empty())
 		std::cout << "           none yet\n";
@@ -177,7 +178,8 @@ std::string describeEvent(const json &e)
 		       (code ? ", failed: " + e.value("message", std::to_string(code)) : "") + "; " +
 		       size(e["state"]["plugged"]) + " plugged";
 	}
-	return out + (type == "check" ? "check     " : "sample    ") + "MemTotal " +
+	const std::string label = type == "check" ? "check     " : type == "watermark" ? "watermark " : "sample    ";
+	return out + label + "MemTotal " +
 	       (sample.contains("mem_total") ? size(sample["mem_total"]) : "?") + ", MemAvailable " + avail;
 }
 
@@ -195,8 +197,8 @@ int run(int argc, char **argv)
 	                                "  reload       reload the daemon's config file\n"
 	                                "  grow SIZE    plug SIZE (like 512M) now, within the limits of the config\n"
 	                                "  shrink SIZE  unplug SIZE now, within the limits of the config\n\n"
-	                                "The policy treats a grow like any other: memory that is not used\n"
-	                                "is given back after policy.shrink_idle.\n\nOptions");
+	                                "The policy treats a grow like any other: memory that stays spare\n"
+	                                "for policy.shrink_hold is given back.\n\nOptions");
 	// clang-format off
 	visible.add_options()
 		("socket,s", po::value<std::string>(&socket),

@@ -53,7 +53,8 @@ def test_host_resize_reaches_the_daemon(ctx):
     """A resize made on the host, outside vmrd, reaches the daemon through the broker's size notice and the
     plugin's event fd, without a call of vmrd's own; a size beyond limits.max is brought back."""
     with Case(ctx) as c:
-        c.start_vmrd(extra="limits:\n  max: 1G")
+        # A long shrink_hold: the host's memory stays while the test looks.
+        c.start_vmrd(extra="limits:\n  max: 1G\npolicy:\n  shrink_hold: 5m\n  backoff_max: 5m")
         wait_for("vmrd to reach the broker", lambda: vmrd_status(c)["backend"]["connected"], 30)
         t0 = time.monotonic()
         c.guest.qmp.set_requested(512 * MiB)
@@ -107,11 +108,13 @@ def test_data_integrity_through_resizes(ctx):
     # the plugged (movable) memory, and shrinks migrate some of them.
     # vmrdctl drives the cycles; they go through the daemon, the backend,
     # the broker and QMP to the guest driver, like any resize.  vmrd's own
-    # idle shrink waits 10 min, so it does not get in between.
+    # policy keeps no headroom and waits 10 min to shrink, so it does not
+    # get in between.
     cycles = 50
     with Case(ctx) as c:
         c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\n"
-                            "policy: {preset: server, shrink_idle: 10m, backoff_max: 10m}\nlimits: {min_interval: 0s}")
+                            "policy: {preset: server, headroom: 0, shrink_hold: 10m, backoff_max: 10m}\n"
+                            "limits: {min_interval: 0s}")
         vmrdctl_resize(c, "grow", "1G")
         # 600 MiB cannot all fit below the top 512 MiB of the plugged GiB.
         c.guest.run("workload 600 0 3600000 > /tmp/work.log 2>&1 &")
