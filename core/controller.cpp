@@ -249,10 +249,10 @@ void Controller::onTick(TimePoint t, const std::function<std::optional<Sample>()
 		execute(t, policy_->onTimer(t, lastSample_, state_), true);
 }
 
-void Controller::onWatermark(TimePoint t, const Sample &s)
+void Controller::onAllocations(TimePoint t, const Sample &s)
 {
 	lastSample_ = s;
-	mark(t, TraceRecord::Type::Watermark);
+	mark(t, TraceRecord::Type::Allocations);
 	if (stopping_ || !state_.connected)
 		return;
 	if (inFlight_) {
@@ -260,7 +260,7 @@ void Controller::onWatermark(TimePoint t, const Sample &s)
 		return;
 	}
 	Decision d = policy_->onTimer(t, s, state_);
-	d.reason = "kswapd woke: " + d.reason;
+	d.reason = "allocations: " + d.reason;
 	execute(t, std::move(d), true);
 }
 

@@ -66,13 +66,13 @@ public:
 	// nextDeadline() has come and it is not only stall reads; `sample`
 	// is called at most once, when a decision needs fresh statistics.
 	void onTick(TimePoint t, const std::function<std::optional<Sample>()> &sample);
-	// The kernel woke kswapd (the early signal, for a policy that
-	// wantsWatermark()): a look at the fresh sample `s` now, or when the
-	// call in flight ends.
-	void onWatermark(TimePoint t, const Sample &s);
+	// The early signal, for a policy that wantsEarlySignal(): the CPUs
+	// allocated a set volume of pages.  A look at the fresh sample `s` now,
+	// or when the call in flight ends.
+	void onAllocations(TimePoint t, const Sample &s);
 	// Whether the policy takes the early signal; the daemon arms it only
 	// then, and only while no tick is near (nextTick()).
-	bool wantsWatermark() const { return policy_->wantsWatermark(); }
+	bool wantsEarlySignal() const { return policy_->wantsEarlySignal(); }
 	// SIGUSR1 or vmrdctl reclaim: a shrink check now.
 	Decision onCheck(TimePoint t, const Sample &s);
 	// vmrdctl grow or shrink: an operator's resize, within the same bounds.
@@ -134,7 +134,7 @@ private:
 	void connectionChanged(TimePoint t, bool wasConnected);
 	void record(TraceRecord r, TimePoint t);
 	// An input with nothing to it but its time and the last sample (event,
-	// reload, stop, tick, check, watermark).
+	// reload, stop, tick, check, allocations).
 	void mark(TimePoint t, TraceRecord::Type type);
 	std::string backendName() const { return "backend '" + settings_.backend + "'"; }
 

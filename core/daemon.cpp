@@ -79,7 +79,7 @@ int Daemon::setUp()
 	guard_.update(first.mem.memTotal);
 	controller_ = std::make_unique<Controller>(settings(), *st, first, start_,
 	                                           [this](const TraceRecord &r) { record(r); });
-	armWatermark();
+	armEarlySignal();
 	watchdog_ = watchdogInterval();
 	if (watchdog_)
 		loop_.setTimer(watchdogTimer_, now() + *watchdog_);
@@ -158,7 +158,7 @@ void Daemon::pump()
 			callRunning_ = true;
 		}
 	loop_.setTimer(controllerTimer_, controller_->nextDeadline());
-	pauseWatermark();
+	pauseEarlySignal();
 	if (std::string line = statusLine(*controller_); line != statusLine_) {
 		notifySystemd("STATUS=" + line);
 		statusLine_ = std::move(line);

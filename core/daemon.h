@@ -14,7 +14,7 @@
 #include "controller.h"
 #include "event_loop.h"
 #include "guard.h"
-#include "kswapd_watch.h"
+#include "tracepoint_watch.h"
 #include "plugin_loader.h"
 #include "proc_file.h"
 #include "psi_monitor.h"
@@ -51,11 +51,11 @@ private:
 	void onPressure(size_t trigger);
 	void onPsiError(size_t trigger);
 	void rearmSources();
-	// The early signal, for a policy that wants it (daemon_watermark.cpp).
-	void armWatermark();
-	void onWatermark();
-	void pauseWatermark();
-	std::string describeWatermark() const;
+	// The early signal, for a policy that wants it (daemon_early_signal.cpp).
+	void armEarlySignal();
+	void onAllocations();
+	void pauseEarlySignal();
+	std::string describeEarlySignal() const;
 	void onControllerTimer();
 	void onWatchdog();
 	void onSignal();
@@ -70,7 +70,9 @@ private:
 	void record(const TraceRecord &r);
 	std::optional<uint64_t> stallTotal(const std::string &source);
 	Controller::Settings settings() const;
-	TimePoint now() const { return std::chrono::steady_clock::now(); }
+	// In whole microseconds, as the event log writes times: a replay then
+	// feeds the controller exactly the times the daemon did.
+	TimePoint now() const { return std::chrono::time_point_cast<Micros>(std::chrono::steady_clock::now()); }
 
 	Config config_;
 	std::unique_ptr<Backend> backend_;
@@ -82,8 +84,8 @@ private:
 	PsiMonitor psi_;
 	std::vector<Source> sources_;
 	std::vector<size_t> triggerSource_; // armed trigger -> index in sources_
-	std::optional<KswapdWatch> watermark_;
-	std::string watermarkNote_; // why there is none
+	std::optional<TracepointWatch> earlySignal_;
+	std::string earlySignalNote_; // why there is none
 	std::unique_ptr<BackendWorker> worker_;
 	int backendEventFd_ = -1; // owned by the backend
 	bool callRunning_ = false;

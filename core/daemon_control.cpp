@@ -79,7 +79,7 @@ Status Daemon::reload(const std::string &origin)
 	guard_.setMargin(n.guard.margin);
 	guard_.update(controller_->lastSample().mem.memTotal);
 	controller_->reload(now(), settings());
-	armWatermark();
+	armEarlySignal();
 	logInfo(origin + ": reloaded " + path + "; policy " + config_.policy.preset + " starts afresh");
 	return Ok{};
 }
@@ -88,7 +88,7 @@ Result<nlohmann::json> Daemon::onControl(const ControlRequest &request)
 {
 	switch (request.command) {
 	case ControlCommand::Status:
-		return statusJson({*controller_, config_, psi_, describeWatermark(), start_, now()});
+		return statusJson({*controller_, config_, psi_, describeEarlySignal(), start_, now()});
 	case ControlCommand::Metrics:
 		return nlohmann::json{{"text", metricsText(*controller_, config_.paths.procfs)}};
 	case ControlCommand::Reclaim: {

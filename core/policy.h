@@ -43,8 +43,9 @@ public:
 	virtual void resume(TimePoint now, const BackendState &b) = 0;
 
 	// Whether it decides from samples, so that an early signal that
-	// memory runs short (kswapd woke) is worth a look; onTimer() takes it.
-	virtual bool wantsWatermark() const = 0;
+	// demand may be rising (page allocations) is worth a look; onTimer()
+	// takes it.
+	virtual bool wantsEarlySignal() const = 0;
 
 	// The timers and counters the next decision depends on, as name and
 	// human value ("next_sample", "in 2s"), for vmrdctl status.

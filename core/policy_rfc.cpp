@@ -114,7 +114,7 @@ public:
 		}
 	}
 
-	bool wantsWatermark() const override { return false; }
+	bool wantsEarlySignal() const override { return false; }
 
 	StateList describeState(TimePoint now) const override
 	{

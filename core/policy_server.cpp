@@ -17,8 +17,8 @@ namespace {
 // memory is plugged (it may have to go back), while MemAvailable is near
 // the reserve, or while demand grows; then as often as the time until the
 // reserve is reached asks for, between sample_min and sample_max.  An idle
-// guest at its floor is not sampled at all: a PSI event or the kernel
-// waking kswapd (the daemon's early signal) starts it again.
+// guest at its floor is not sampled at all: a PSI event or the daemon's
+// early signal (a set volume of page allocations) starts it again.
 class ServerPolicy : public Policy
 {
 public:
@@ -62,7 +62,7 @@ public:
 
 	void resume(TimePoint now, const BackendState &) override { nextCheck_ = now + p_.sampleMin; }
 
-	bool wantsWatermark() const override { return true; }
+	bool wantsEarlySignal() const override { return true; }
 
 	StateList describeState(TimePoint now) const override
 	{
@@ -114,7 +114,7 @@ private:
 			                           formatSize(need - p_.headroom) + " for demand growing " +
 			                           formatSize(growth(std::chrono::seconds(1))) + "/s)"},
 			                  b);
-		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b)) {
+		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b) && !growing()) {
 			// Give back what stayed spare for shrink_hold, down to the
 			// reserve and one grow step: the band between the two
 			// thresholds keeps a steady demand from flapping.
@@ -157,8 +157,10 @@ private:
 			const double dt = std::chrono::duration<double>(now - *seenAt_).count();
 			const double rise = (static_cast<double>(used) - static_cast<double>(used_)) / dt;
 			rate_ = used_ >= used + p_.growStep ? 0 : std::max(rise, rate_ * std::exp(-dt / decay));
+			rateKnown_ = true;
 		} else {
 			rate_ = 0; // too long ago to say how fast it grows now
+			rateKnown_ = false;
 		}
 		seenAt_ = now;
 		used_ = used;
@@ -183,19 +185,28 @@ private:
 		return std::min(wait, p_.backoffMax);
 	}
 
+	// Demand that would eat a grow step within shrink_hold: no time to
+	// give memory back, and a reason to look often.
+	bool growing() const { return growth(p_.shrinkHold) >= p_.growStep; }
+
 	void schedule(TimePoint now, uint64_t avail, uint64_t need, const BackendState &b)
 	{
-		const bool growing = rate_ > 0 && growth(std::chrono::seconds(1)) >= b.blockSize;
-		if (!aboveFloor(b) && !growing && avail >= 2 * need) {
+		if (!rateKnown_) {
+			// Woken after a quiet spell: a second look soon tells how
+			// fast demand grows.
+			nextCheck_ = now + p_.sampleMin;
+			return;
+		}
+		if (!aboveFloor(b) && !growing() && avail >= 2 * need) {
 			nextCheck_.reset(); // idle at the floor: wait for a signal
 			return;
 		}
 		Micros next = p_.sampleMax;
-		if (growing && avail > need) {
+		if (growing() && avail > need) {
 			// A quarter of the time until demand reaches the reserve.
 			const double seconds = static_cast<double>(avail - need) / rate_ / 4;
 			next = std::chrono::duration_cast<Micros>(std::chrono::duration<double>(seconds));
-		} else if (growing) {
+		} else if (growing()) {
 			next = p_.sampleMin;
 		}
 		if (spareSince_)
@@ -209,7 +220,8 @@ private:
 	PolicyParams p_;
 	std::optional<TimePoint> seenAt_, lastGrow_, lastShrink_, spareSince_;
 	uint64_t used_ = 0;
-	double rate_ = 0; // bytes per second
+	double rate_ = 0;        // bytes per second
+	bool rateKnown_ = false; // the last two samples were close enough to tell
 	Micros plugLatency_{std::chrono::milliseconds(500)};
 	unsigned backoff_ = 0;
 };

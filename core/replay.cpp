@@ -93,8 +93,8 @@ private:
 		case T::Check:
 			ctl_->onCheck(t, sample());
 			break;
-		case T::Watermark:
-			ctl_->onWatermark(t, sample());
+		case T::Allocations:
+			ctl_->onAllocations(t, sample());
 			break;
 		case T::Command:
 			(void)ctl_->onCommand(t, r.asked.action, r.asked.bytes);

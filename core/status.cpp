@@ -73,7 +73,7 @@ nlohmann::json statusJson(const StatusView &v)
 	              {"psi_full_avg10", sample.fullAvg10}}},
 	            {"policy", {{"preset", v.config.policy.preset}, {"state", policyState}}},
 	            {"psi", triggers},
-	            {"watermark", v.watermark},
+	            {"early_signal", v.earlySignal},
 	            {"decisions", decisions}};
 }
 

@@ -16,7 +16,7 @@ struct StatusView {
 	const Controller &controller;
 	const Config &config;
 	const PsiMonitor &psi;
-	std::string watermark; // the early signal, or why there is none
+	std::string earlySignal; // what it is and whether armed, or why there is none
 	TimePoint start;
 	TimePoint now;
 };

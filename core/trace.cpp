@@ -18,13 +18,19 @@ using json = nlohmann::json;
 namespace {
 
 constexpr std::pair<TraceRecord::Type, const char *> typeNames[] = {
-        {TraceRecord::Type::Start, "start"},         {TraceRecord::Type::Pressure, "pressure"},
-        {TraceRecord::Type::Stall, "stall"},         {TraceRecord::Type::Sample, "sample"},
-        {TraceRecord::Type::Check, "check"},         {TraceRecord::Type::Command, "command"},
-        {TraceRecord::Type::Event, "event"},         {TraceRecord::Type::Decision, "decision"},
-        {TraceRecord::Type::Result, "result"},       {TraceRecord::Type::State, "state"},
-        {TraceRecord::Type::Reload, "reload"},       {TraceRecord::Type::Stop, "stop"},
-        {TraceRecord::Type::Watermark, "watermark"},
+        {TraceRecord::Type::Start, "start"},
+        {TraceRecord::Type::Pressure, "pressure"},
+        {TraceRecord::Type::Stall, "stall"},
+        {TraceRecord::Type::Sample, "sample"},
+        {TraceRecord::Type::Check, "check"},
+        {TraceRecord::Type::Command, "command"},
+        {TraceRecord::Type::Event, "event"},
+        {TraceRecord::Type::Decision, "decision"},
+        {TraceRecord::Type::Result, "result"},
+        {TraceRecord::Type::State, "state"},
+        {TraceRecord::Type::Reload, "reload"},
+        {TraceRecord::Type::Stop, "stop"},
+        {TraceRecord::Type::Allocations, "allocations"},
 };
 
 const char *typeName(TraceRecord::Type t)

@@ -18,19 +18,19 @@ namespace vmrd {
 // vmrd-replay can feed them to a Controller again.
 struct TraceRecord {
 	enum class Type {
-		Start,     // the controller began, with the state and statistics it began with
-		Pressure,  // a PSI trigger fired
-		Stall,     // a source's stall total, read to measure a burst's severity
-		Sample,    // a timer tick, with the statistics it read
-		Check,     // an operator asked for a shrink check (SIGUSR1, vmrdctl reclaim)
-		Watermark, // the kernel woke kswapd: free memory fell below a zone's low watermark
-		Command,   // vmrdctl grow or shrink
-		Event,     // the backend's event fd: its size changed outside vmrd
-		Decision,  // the controller decided
-		Result,    // a plug, unplug or release_all returned, with the state read after it
-		State,     // a state read (before a resize, a re-read, after an event) returned
-		Reload,    // the config was reloaded: what follows used another one
-		Stop,      // SIGTERM: no new decisions from here on
+		Start,       // the controller began, with the state and statistics it began with
+		Pressure,    // a PSI trigger fired
+		Stall,       // a source's stall total, read to measure a burst's severity
+		Sample,      // a timer tick, with the statistics it read
+		Check,       // an operator asked for a shrink check (SIGUSR1, vmrdctl reclaim)
+		Allocations, // the early signal: the CPUs allocated a set volume of pages
+		Command,     // vmrdctl grow or shrink
+		Event,       // the backend's event fd: its size changed outside vmrd
+		Decision,    // the controller decided
+		Result,      // a plug, unplug or release_all returned, with the state read after it
+		State,       // a state read (before a resize, a re-read, after an event) returned
+		Reload,      // the config was reloaded: what follows used another one
+		Stop,        // SIGTERM: no new decisions from here on
 	};
 	Type type = Type::Sample;
 	Micros t{0};

@@ -139,7 +139,7 @@ void printStatus(const json &s)
 		                                                 ", refused by the kernel)"
 		                                       : "")
 		          << "\n";
-	std::cout << "watermark  " << s.value("watermark", std::string("?")) << "\n";
+	std::cout << "signal     " << s.value("early_signal", std::string("?")) << "\n";
 	std::cout << "decisions  (newest last; times since start)\n";
 	if (s["decisions"].empty())
 		std::cout << "           none yet\n";
@@ -178,9 +178,9 @@ std::string describeEvent(const json &e)
 		       (code ? ", failed: " + e.value("message", std::to_string(code)) : "") + "; " +
 		       size(e["state"]["plugged"]) + " plugged";
 	}
-	const std::string label = type == "check" ? "check     " : type == "watermark" ? "watermark " : "sample    ";
-	return out + label + "MemTotal " +
-	       (sample.contains("mem_total") ? size(sample["mem_total"]) : "?") + ", MemAvailable " + avail;
+	const std::string label = type == "check" ? "check     " : type == "allocations" ? "allocs    " : "sample    ";
+	return out + label + "MemTotal " + (sample.contains("mem_total") ? size(sample["mem_total"]) : "?") +
+	       ", MemAvailable " + avail;
 }
 
 int run(int argc, char **argv)

@@ -21,10 +21,10 @@ for u in $units; do
 	grep -q "^WatchdogSec=" "$u" || { echo "FAIL: ${u##*/} has no WatchdogSec="; exit 1; }
 done
 
-# vmrd.service keeps what the kswapd watch (core/kswapd_watch.cpp) needs.
+# vmrd.service keeps what the early signal (core/tracepoint_watch.cpp) needs.
 svc=$(echo "$units" | grep '/vmrd\.service$')
 grep -q '^CapabilityBoundingSet=.*\bCAP_PERFMON\b' "$svc" ||
-	{ echo "FAIL: vmrd.service: no CAP_PERFMON in CapabilityBoundingSet= (the kswapd tracepoint)"; exit 1; }
+	{ echo "FAIL: vmrd.service: no CAP_PERFMON in CapabilityBoundingSet= (the early signal's tracepoint)"; exit 1; }
 # perf_event_open passes the seccomp filter: named, or in a group listed.
 allowed=no
 for entry in $(sed -n 's/^SystemCallFilter=//p' "$svc"); do
@@ -38,11 +38,11 @@ done
 # The tracepoint id is read from /sys/kernel/tracing: nothing may hide it
 # (ProtectKernelTunables= and ProtectSystem= leave it readable).
 if grep -Eq '^(InaccessiblePaths|TemporaryFileSystem)=(.* )?-?/sys(/kernel(/tracing)?)?/?( |$)' "$svc"; then
-	echo "FAIL: vmrd.service hides /sys/kernel/tracing, where the kswapd tracepoint's id is read"
+	echo "FAIL: vmrd.service hides /sys/kernel/tracing, where the tracepoint ids are read"
 	exit 1
 fi
 
 out=$(cd "$tmp/units" && systemd-analyze verify --man=no ./*.service 2>&1) && status=0 || status=$?
 echo "$out"
 [ "$status" -eq 0 ] && [ -z "$out" ] || { echo "FAIL: systemd-analyze verify (exit $status) complained"; exit 1; }
-echo "both units pass systemd-analyze verify; vmrd.service allows the kswapd watch"
+echo "both units pass systemd-analyze verify; vmrd.service allows the early signal"

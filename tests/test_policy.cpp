@@ -109,9 +109,13 @@ TEST(Server, IdleAtTheFloorIsNotSampled)
 {
 	auto p = server();
 	p->onTimer(t0, avail(2 * GiB), backend(0));
+	EXPECT_EQ(*p->nextCheck(), t0 + 100ms) << "after a quiet spell, a second look tells the rate";
+	p->onTimer(t0 + 100ms, avail(2 * GiB), backend(0));
 	EXPECT_FALSE(p->nextCheck()) << "nothing plugged, nothing growing: no wakeups";
-	p->onTimer(t0, avail(150 * MiB), backend(0));
-	EXPECT_EQ(*p->nextCheck(), t0 + 2s) << "near the reserve: sample_max";
+	auto q = server();
+	q->onTimer(t0, avail(150 * MiB), backend(0));
+	q->onTimer(t0 + 100ms, avail(150 * MiB), backend(0));
+	EXPECT_EQ(*q->nextCheck(), t0 + 100ms + 2s) << "near the reserve: sample_max";
 }
 
 TEST(Server, MemoryPluggedIsSampledAtSampleMax)
@@ -119,18 +123,21 @@ TEST(Server, MemoryPluggedIsSampledAtSampleMax)
 	auto p = server();
 	p->resume(t0, backend(GiB));
 	EXPECT_EQ(*p->nextCheck(), t0 + 100ms) << "a restart looks at once";
-	Decision d = p->onTimer(t0 + 100ms, avail(200 * MiB), backend(GiB));
+	p->onTimer(t0 + 100ms, avail(200 * MiB), backend(GiB));
+	Decision d = p->onTimer(t0 + 200ms, avail(200 * MiB), backend(GiB));
 	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_EQ(*p->nextCheck(), t0 + 100ms + 2s) << "within the band: no shrink, a slow look";
+	EXPECT_EQ(*p->nextCheck(), t0 + 200ms + 2s) << "within the band: no shrink, a slow look";
 }
 
 TEST(Server, GivesBackWhatStaysSpare)
 {
 	auto p = server();
-	Decision d = p->onTimer(t0, avail(GiB), backend(2 * GiB));
+	p->onTimer(t0, avail(GiB), backend(2 * GiB));
+	Decision d = p->onTimer(t0 + 100ms, avail(GiB), backend(2 * GiB));
 	EXPECT_EQ(d.action, Decision::Action::None);
-	EXPECT_NE(d.reason.find("896 MiB spare, given back if it stays spare 2s more"), std::string::npos) << d.reason;
-	EXPECT_EQ(*p->nextCheck(), t0 + 500ms) << "a quarter of shrink_hold";
+	EXPECT_NE(d.reason.find("896 MiB spare, given back if it stays spare 1.9s more"), std::string::npos)
+	        << d.reason;
+	EXPECT_EQ(*p->nextCheck(), t0 + 600ms) << "a quarter of shrink_hold";
 	d = p->onTimer(t0 + 2s, avail(GiB), backend(2 * GiB));
 	ASSERT_EQ(d.action, Decision::Action::Unplug) << d.reason;
 	EXPECT_EQ(d.bytes, 896 * MiB) << "down to the reserve and one grow step";
@@ -140,6 +147,17 @@ TEST(Server, GivesBackWhatStaysSpare)
 	EXPECT_EQ(*p->nextCheck(), t0 + 3s) << "drains on at the rate limit";
 	d = p->onTimer(t0 + 3s, after, backend(2 * GiB - d.bytes));
 	EXPECT_EQ(d.action, Decision::Action::None) << d.reason;
+}
+
+// No memory goes back while demand grows, however much is spare.
+TEST(Server, NoShrinkWhileDemandGrows)
+{
+	auto p = server();
+	p->onTimer(t0, avail(2 * GiB), backend(2 * GiB));
+	for (int i = 1; i <= 30; i++) {
+		Decision d = p->onTimer(t0 + i * 100ms, avail(2 * GiB - i * 2 * MiB), backend(2 * GiB));
+		ASSERT_EQ(d.action, Decision::Action::None) << "at " << i << ": " << d.reason;
+	}
 }
 
 TEST(Server, SpareThatDipsStartsTheHoldAgain)

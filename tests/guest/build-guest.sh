@@ -51,7 +51,7 @@ cp /bin/busybox "$root/bin/busybox"
 cp "$here/init" "$root/init"
 cp "$workload" "$root/bin/workload"
 cp "$(dirname "$workload")/guest-capexec" "$root/bin/capexec"
-cp "$(dirname "$workload")/guest-kswapd-watch" "$root/bin/kswapd-watch"
+cp "$(dirname "$workload")/guest-signal-watch" "$root/bin/signal-watch"
 cp "$build/bench/bench-probe" "$root/bin/probe"
 
 # Modules in dependency order; built-in ones need nothing.  The compressor

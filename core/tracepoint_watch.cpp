@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The watermark signal: a perf tracepoint event on kswapd's wake-up, one per CPU, readable through epoll.
-#include "kswapd_watch.h"
+// Kernel tracepoints as perf events, one per CPU and tracepoint, readable through epoll.
+#include "tracepoint_watch.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <chrono>
@@ -170,7 +171,7 @@ std::string explainPerfOpenError(int err, const Tracepoint &tp, int cpu, std::op
 	}
 }
 
-KswapdWatch::KswapdWatch(KswapdWatch &&o) noexcept
+TracepointWatch::TracepointWatch(TracepointWatch &&o) noexcept
     : label_(std::move(o.label_)), fds_(std::move(o.fds_)), buffers_(std::move(o.buffers_)), mapSize_(o.mapSize_),
       dataOffset_(o.dataOffset_), dataSize_(o.dataSize_), paused_(o.paused_)
 {
@@ -178,7 +179,7 @@ KswapdWatch::KswapdWatch(KswapdWatch &&o) noexcept
 	o.buffers_.clear();
 }
 
-KswapdWatch &KswapdWatch::operator=(KswapdWatch &&o) noexcept
+TracepointWatch &TracepointWatch::operator=(TracepointWatch &&o) noexcept
 {
 	if (this != &o) {
 		close();
@@ -195,12 +196,12 @@ KswapdWatch &KswapdWatch::operator=(KswapdWatch &&o) noexcept
 	return *this;
 }
 
-KswapdWatch::~KswapdWatch()
+TracepointWatch::~TracepointWatch()
 {
 	close();
 }
 
-void KswapdWatch::close()
+void TracepointWatch::close()
 {
 	for (const auto &b : buffers_)
 		if (b.base)
@@ -211,12 +212,26 @@ void KswapdWatch::close()
 	fds_.clear();
 }
 
-Result<KswapdWatch> KswapdWatch::open(const std::string &procfs, const std::string &sysfs,
-                                      const std::vector<std::string> &tracefs, const Tracepoint &tp)
+std::vector<Tracepoint> pageAllocations(uint64_t bytes, uint64_t pageSize)
 {
-	auto id = findTracepointId(tracefs, tp);
-	if (!id)
-		return id.error();
+	const uint64_t pages = std::max<uint64_t>(bytes / std::max<uint64_t>(pageSize, 1), 1);
+	const uint64_t hugePages = (2ull << 20) / std::max<uint64_t>(pageSize, 1);
+	const Tracepoint base{"kmem", "mm_page_alloc", "page allocation tracepoint"};
+	Tracepoint single = base, blocks = base;
+	single.filter = "order == 0";
+	single.period = pages;
+	blocks.filter = "order > 0";
+	blocks.period = std::max<uint64_t>(pages / std::max<uint64_t>(hugePages, 1), 1);
+	return {single, blocks};
+}
+
+Result<TracepointWatch> TracepointWatch::open(const std::string &procfs, const std::string &sysfs,
+                                              const std::vector<std::string> &tracefs,
+                                              const std::vector<Tracepoint> &tps)
+{
+	if (tps.empty())
+		return Error{-EINVAL, "no tracepoint to watch"};
+	const Tracepoint &tp = tps.front();
 	const std::string onlinePath = sysfs + "/devices/system/cpu/online";
 	auto online = readKernelFile(onlinePath);
 	if (!online)
@@ -227,10 +242,10 @@ Result<KswapdWatch> KswapdWatch::open(const std::string &procfs, const std::stri
 		return Error{cpus.error().code, onlinePath + ": " + cpus.error().message};
 
 	const long page = ::sysconf(_SC_PAGESIZE);
-	KswapdWatch w;
+	TracepointWatch w;
 	w.label_ = std::string(tp.label);
 	// The metadata page and one data page: 256 records of 16 bytes, plenty
-	// for an event that fires at most once per kswapd sleep.
+	// for records that come once per period of events and are drained at once.
 	w.mapSize_ = 2 * static_cast<size_t>(page);
 	w.dataOffset_ = static_cast<size_t>(page);
 	w.dataSize_ = static_cast<size_t>(page);
@@ -238,8 +253,6 @@ Result<KswapdWatch> KswapdWatch::open(const std::string &procfs, const std::stri
 	perf_event_attr attr{};
 	attr.size = sizeof attr;
 	attr.type = PERF_TYPE_TRACEPOINT;
-	attr.config = *id;
-	attr.sample_period = 1;
 	// The time only: no raw tracepoint data, which would need more than
 	// CAP_PERFMON's reason to exist.  On CLOCK_MONOTONIC, the daemon's
 	// steady clock, so a wake-up can be set against PSI and samples.
@@ -249,41 +262,55 @@ Result<KswapdWatch> KswapdWatch::open(const std::string &procfs, const std::stri
 	attr.wakeup_events = 1;
 	// Enabled together once every buffer is mapped.
 	attr.disabled = 1;
-	for (int cpu : *cpus) {
-		const long fd = ::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0) {
-			const int err = errno;
-			std::optional<int> paranoid;
-			if (auto text = readKernelFile(procfs + "/sys/kernel/perf_event_paranoid"))
-				paranoid = std::atoi(text->c_str());
-			return Error{-err, explainPerfOpenError(err, tp, cpu, paranoid)};
-		}
-		w.fds_.push_back(static_cast<int>(fd));
-		// Writable, so the kernel honours data_tail and never overwrites
-		// what drain() has not read.
-		void *base = ::mmap(nullptr, w.mapSize_, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
-		if (base == MAP_FAILED) {
-			const int err = errno;
-			std::string hint = err == EPERM
-			                           ? ": the locked-memory budget of perf buffers "
-			                             "(kernel.perf_event_mlock_kb) is used up; CAP_IPC_LOCK lifts it"
-			                           : "";
-			return Error{-err, "mapping the ring buffer of the " + w.label_ + " on CPU " +
-			                           std::to_string(cpu) + ": " + std::strerror(err) + hint};
-		}
-		w.buffers_.push_back({cpu, base});
-		const auto *meta = static_cast<const perf_event_mmap_page *>(base);
-		// Set by kernels since 4.1; before, the data follows the first page.
-		if (meta->data_size != 0) {
-			w.dataOffset_ = static_cast<size_t>(meta->data_offset);
-			w.dataSize_ = static_cast<size_t>(meta->data_size);
-		}
-	}
+	for (const Tracepoint &each : tps)
+		for (int cpu : *cpus)
+			if (auto st = w.openOne(procfs, tracefs, each, cpu, attr); !st)
+				return st.error();
 	if (auto s = w.resume(); !s)
 		return s.error();
-	logInfo("watching the " + w.describe() + " (" + tracepointName(tp) + ", id " + std::to_string(*id) +
-	        ") through perf");
+	logInfo("watching the " + w.describe() + " (" + tracepointName(tp) + ") through perf");
 	return w;
+}
+
+Status TracepointWatch::openOne(const std::string &procfs, const std::vector<std::string> &tracefs,
+                                const Tracepoint &tp, int cpu, perf_event_attr attr)
+{
+	auto id = findTracepointId(tracefs, tp);
+	if (!id)
+		return id.error();
+	attr.config = *id;
+	attr.sample_period = tp.period;
+	const long fd = ::syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0) {
+		const int err = errno;
+		std::optional<int> paranoid;
+		if (auto text = readKernelFile(procfs + "/sys/kernel/perf_event_paranoid"))
+			paranoid = std::atoi(text->c_str());
+		return Error{-err, explainPerfOpenError(err, tp, cpu, paranoid)};
+	}
+	fds_.push_back(static_cast<int>(fd));
+	if (!tp.filter.empty() && ::ioctl(static_cast<int>(fd), PERF_EVENT_IOC_SET_FILTER, tp.filter.c_str()) != 0)
+		return Error{-errno, "the filter '" + tp.filter + "' on the " + std::string(tp.label) + " (" +
+		                             tracepointName(tp) + "): " + std::strerror(errno)};
+	// Writable, so the kernel honours data_tail and never overwrites
+	// what drain() has not read.
+	void *base = ::mmap(nullptr, mapSize_, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
+	if (base == MAP_FAILED) {
+		const int err = errno;
+		std::string hint = err == EPERM ? ": the locked-memory budget of perf buffers "
+		                                  "(kernel.perf_event_mlock_kb) is used up; CAP_IPC_LOCK lifts it"
+		                                : "";
+		return Error{-err, "mapping the ring buffer of the " + label_ + " on CPU " + std::to_string(cpu) +
+		                           ": " + std::strerror(err) + hint};
+	}
+	buffers_.push_back({cpu, base});
+	const auto *meta = static_cast<const perf_event_mmap_page *>(base);
+	// Set by kernels since 4.1; before, the data follows the first page.
+	if (meta->data_size != 0) {
+		dataOffset_ = static_cast<size_t>(meta->data_offset);
+		dataSize_ = static_cast<size_t>(meta->data_size);
+	}
+	return Ok{};
 }
 
 namespace {
@@ -305,7 +332,7 @@ TimePoint fromNanoseconds(uint64_t ns)
 
 } // namespace
 
-KswapdWatch::Wakeups KswapdWatch::drain()
+TracepointWatch::Wakeups TracepointWatch::drain()
 {
 	Wakeups w;
 	for (const auto &b : buffers_) {
@@ -350,7 +377,7 @@ KswapdWatch::Wakeups KswapdWatch::drain()
 	return w;
 }
 
-Status KswapdWatch::ioctlAll(unsigned long request, const char *what)
+Status TracepointWatch::ioctlAll(unsigned long request, const char *what)
 {
 	for (size_t i = 0; i < fds_.size(); i++) {
 		if (::ioctl(fds_[i], request, 0) < 0) {
@@ -362,7 +389,7 @@ Status KswapdWatch::ioctlAll(unsigned long request, const char *what)
 	return Ok{};
 }
 
-Status KswapdWatch::pause()
+Status TracepointWatch::pause()
 {
 	auto s = ioctlAll(PERF_EVENT_IOC_DISABLE, "PERF_EVENT_IOC_DISABLE");
 	if (s)
@@ -370,7 +397,7 @@ Status KswapdWatch::pause()
 	return s;
 }
 
-Status KswapdWatch::resume()
+Status TracepointWatch::resume()
 {
 	auto s = ioctlAll(PERF_EVENT_IOC_ENABLE, "PERF_EVENT_IOC_ENABLE");
 	if (s)
@@ -378,11 +405,15 @@ Status KswapdWatch::resume()
 	return s;
 }
 
-std::string KswapdWatch::describe() const
+std::string TracepointWatch::describe() const
 {
 	if (label_.empty())
 		return "no tracepoint watch";
-	return label_ + ", " + std::to_string(fds_.size()) + (fds_.size() == 1 ? " CPU" : " CPUs");
+	std::vector<int> cpus;
+	for (const auto &b : buffers_)
+		if (std::find(cpus.begin(), cpus.end(), b.cpu) == cpus.end())
+			cpus.push_back(b.cpu);
+	return label_ + ", " + std::to_string(cpus.size()) + (cpus.size() == 1 ? " CPU" : " CPUs");
 }
 
 } // namespace vmrd

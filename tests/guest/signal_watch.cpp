@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Guest probe: how early the kswapd wake-up tracepoint comes before PSI reports a stall, and how often it fires.
+// Guest probe: how early vmrd's early signal (page allocations by volume) comes before PSI reports a stall.
 //
-// usage: kswapd-watch DURATION_MS
-//   Opens vmrd's KswapdWatch and watches, for DURATION_MS or until SIGTERM:
-//   the tracepoint (each drain: "wake"), the first growth of the PSI `some`
+// usage: signal-watch DURATION_MS PER_CPU_MIB
+//   Opens vmrd's TracepointWatch on the page allocation tracepoint, one
+//   record per PER_CPU_MIB allocated on a CPU (as vmrd arms it: half its
+//   headroom over the CPU count), and watches, for DURATION_MS or until
+//   SIGTERM: the records (each drain: "wake"), the first growth of the PSI `some`
 //   total, sampled every 10 ms ("stall": the first stall of any length), and
 //   a PSI trigger as vmrd's server preset arms it, some 100ms/1s ("trigger").
 //   Each line carries the time since start and MemAvailable read at once, as
@@ -24,7 +26,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "kswapd_watch.h"
+#include "tracepoint_watch.h"
 #include "log.h"
 #include "mem_stats.h"
 #include "proc_file.h"
@@ -76,28 +78,30 @@ struct Probe {
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		std::fprintf(stderr, "usage: kswapd-watch DURATION_MS\n");
+	if (argc != 3) {
+		std::fprintf(stderr, "usage: signal-watch DURATION_MS PER_CPU_MIB\n");
 		return 2;
 	}
 	const long duration = std::strtol(argv[1], nullptr, 10);
+	const uint64_t perCpu = std::strtoull(argv[2], nullptr, 10) * MiB;
 	setLogLevel(LogLevel::Warning);
-	auto watch = KswapdWatch::open("/proc", "/sys", tracefsRoots("/sys"));
+	auto watch = TracepointWatch::open("/proc", "/sys", tracefsRoots("/sys"),
+	                                   pageAllocations(perCpu, static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))));
 	if (!watch) {
-		std::printf("kswapd-watch: error: %s\n", watch.error().message.c_str());
+		std::printf("signal-watch: error: %s\n", watch.error().message.c_str());
 		return 1;
 	}
 	auto meminfo = ProcFile::open("/proc/meminfo");
 	auto pressure = ProcFile::open("/proc/pressure/memory");
 	if (!meminfo || !pressure) {
-		std::printf("kswapd-watch: error: /proc/meminfo or /proc/pressure/memory\n");
+		std::printf("signal-watch: error: /proc/meminfo or /proc/pressure/memory\n");
 		return 1;
 	}
 	Probe probe{std::move(*meminfo), std::move(*pressure)};
 	// Resident and spared by the OOM killer, as vmrd keeps itself: a probe
 	// swapped out to zram would see the signal late.
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-		std::printf("kswapd-watch: mlockall: %s\n", std::strerror(errno));
+		std::printf("signal-watch: mlockall: %s\n", std::strerror(errno));
 	if (auto f = std::fopen("/proc/self/oom_score_adj", "w")) {
 		std::fputs("-1000", f);
 		std::fclose(f);
@@ -106,7 +110,7 @@ int main(int argc, char **argv)
 	const int trigger = ::open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	const char text[] = "some 100000 1000000";
 	if (trigger < 0 || ::write(trigger, text, sizeof text) < 0) {
-		std::printf("kswapd-watch: error: PSI trigger: %s\n", std::strerror(errno));
+		std::printf("signal-watch: error: PSI trigger: %s\n", std::strerror(errno));
 		return 1;
 	}
 	sigset_t mask;
@@ -135,7 +139,7 @@ int main(int argc, char **argv)
 	const TimePoint start = Clock::now();
 	const uint64_t some0 = probe.someTotal();
 	auto paranoid = readKernelFile("/proc/sys/kernel/perf_event_paranoid");
-	std::printf("kswapd-watch: watching the %s; MemAvailable %" PRIu64 " MiB, low watermarks %" PRIu64
+	std::printf("signal-watch: watching the %s; MemAvailable %" PRIu64 " MiB, low watermarks %" PRIu64
 	            " MiB, perf_event_paranoid %d\n",
 	            watch->describe().c_str(), probe.available(), lowWatermarks() / MiB,
 	            paranoid ? std::atoi(paranoid->c_str()) : -9);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The watermark signal: a perf tracepoint event on kswapd's wake-up, one per CPU, readable through epoll.
+// Kernel tracepoints as perf events, one per CPU, readable through epoll: the daemon's early memory signal.
 #pragma once
 
 #include <cstdint>
@@ -8,22 +8,31 @@
 #include <string_view>
 #include <vector>
 
+#include <linux/perf_event.h>
+
 #include "result.h"
 #include "units.h"
 
 namespace vmrd {
 
-// The kernel fires vmscan:mm_vmscan_wakeup_kswapd in wakeup_kswapd()
-// (mm/vmscan.c, 6.1 and 6.12 alike) when an allocation fell below a zone's
-// low watermark and kswapd is asleep, the node is not balanced (or its
-// watermarks are boosted after fragmentation) and not hopeless: at most
-// once per kswapd sleep, so the signal costs nothing while memory is plentiful.
+// A tracepoint to watch, and which of its events make a record.
 struct Tracepoint {
 	std::string_view group; // the folder under <tracefs>/events
 	std::string_view name;
-	std::string_view label; // for describe() and messages
+	std::string_view label;  // for describe() and messages
+	std::string filter = {}; // an ftrace filter on the event's fields; empty: none
+	uint64_t period = 1;     // one record per this many events on a CPU
 };
-inline constexpr Tracepoint kswapdWakeup{"vmscan", "mm_vmscan_wakeup_kswapd", "kswapd wake-up tracepoint"};
+// Page allocations by volume (kmem:mm_page_alloc, fired in __alloc_pages
+// for every allocation that succeeded): a record each time a CPU has
+// allocated about `bytes`.  The event counts allocations, not pages, so
+// single pages and larger blocks are counted apart: a block of order 1 or
+// more counts as a 2 MiB transparent huge page, the common case, which
+// errs toward an early record for the rare orders between.  An idle guest
+// allocates next to nothing, so the signal costs no wakeup then.  (The
+// kernel waking kswapd, vmscan:mm_vmscan_wakeup_kswapd, was measured too:
+// it comes at the low watermark, with MemAvailable already near 0.)
+std::vector<Tracepoint> pageAllocations(uint64_t bytes, uint64_t pageSize);
 
 // Where tracefs may be mounted, in the order to try: <sysfs>/kernel/tracing
 // (systemd mounts it there), then the debugfs automount <sysfs>/kernel/debug/tracing.
@@ -41,7 +50,7 @@ Result<uint64_t> findTracepointId(const std::vector<std::string> &roots, const T
 // what to do about it; `paranoid` is kernel.perf_event_paranoid if known.
 std::string explainPerfOpenError(int err, const Tracepoint &tp, int cpu, std::optional<int> paranoid);
 
-class KswapdWatch
+class TracepointWatch
 {
 public:
 	// What drain() found.
@@ -52,12 +61,12 @@ public:
 		std::optional<TimePoint> last;  // and the latest
 	};
 
-	KswapdWatch() = default;
-	KswapdWatch(KswapdWatch &&o) noexcept;
-	KswapdWatch &operator=(KswapdWatch &&o) noexcept;
-	KswapdWatch(const KswapdWatch &) = delete;
-	KswapdWatch &operator=(const KswapdWatch &) = delete;
-	~KswapdWatch();
+	TracepointWatch() = default;
+	TracepointWatch(TracepointWatch &&o) noexcept;
+	TracepointWatch &operator=(TracepointWatch &&o) noexcept;
+	TracepointWatch(const TracepointWatch &) = delete;
+	TracepointWatch &operator=(const TracepointWatch &) = delete;
+	~TracepointWatch();
 
 	// Opens the tracepoint as a perf event on every CPU online in
 	// <sysfs>/devices/system/cpu/online, each with a ring buffer mapped now
@@ -65,8 +74,9 @@ public:
 	// Needs CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8, and where
 	// <procfs>/sys/kernel/perf_event_paranoid is above 2: Debian's and
 	// Ubuntu's kernels add such levels, and Debian defaults to 3).
-	static Result<KswapdWatch> open(const std::string &procfs, const std::string &sysfs,
-	                                const std::vector<std::string> &tracefs, const Tracepoint &tp = kswapdWakeup);
+	static Result<TracepointWatch> open(const std::string &procfs, const std::string &sysfs,
+	                                    const std::vector<std::string> &tracefs,
+	                                    const std::vector<Tracepoint> &tps);
 
 	// One per CPU, for epoll: EPOLLIN once per record, edge-like, since
 	// perf_poll() clears the readiness it reports.  So each EPOLLIN must be
@@ -84,7 +94,7 @@ public:
 	Status resume();
 	bool paused() const { return paused_; }
 
-	// "kswapd wake-up tracepoint, 2 CPUs"
+	// "page allocation tracepoint, 2 CPUs"
 	std::string describe() const;
 
 private:
@@ -93,6 +103,8 @@ private:
 		void *base = nullptr; // the metadata page, then the data pages
 	};
 	Status ioctlAll(unsigned long request, const char *what);
+	Status openOne(const std::string &procfs, const std::vector<std::string> &tracefs, const Tracepoint &tp,
+	               int cpu, perf_event_attr attr);
 	void close();
 
 	std::string label_;
