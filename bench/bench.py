@@ -146,7 +146,7 @@ def run_one(images, broker_exe, work, scenario, contender, mode):
                          "daemon: {trace: /tmp/log.jsonl}\n")
             pid = g.run("pidof vmrd").strip()
         elif contender.controller == "polling":
-            g.run("probe poll /tmp/log.jsonl 256 > /tmp/poll.err 2>&1 &")
+            g.run("probe poll /tmp/log.jsonl 256 1000 > /tmp/poll.err 2>&1 &")
             pid = g.run("pidof probe | tr ' ' '\\n' | sort -n | tail -n 1").strip()
         elif contender.at_peak and scenario.peak:
             g.qmp.set_requested(scenario.peak)
