@@ -3,11 +3,14 @@
 # Builds a test guest from Debian packages: a cloud kernel unpacked (never
 # installed), its virtio and zram modules, busybox, and vmrd as `meson
 # install` lays it out, with the shared libraries it needs.
-# usage: build-guest.sh BUILD_DIR WORKLOAD OUT_DIR SERIES    (SERIES: 6.1 or 6.12)
+# usage: build-guest.sh BUILD_DIR WORKLOAD OUT_DIR SERIES [strip]    (SERIES: 6.1 or 6.12)
 # Prints the kernel and initramfs paths.  Kernels are cached in
-# $VMRD_GUEST_CACHE (default /var/cache/vmrd-guest) between runs.
+# $VMRD_GUEST_CACHE (default /var/cache/vmrd-guest) between runs.  With
+# `strip` the programs go in without debug info: an initramfs of 7 MB instead
+# of 25, which boots in half the time under TCG and leaves the guest about
+# 50 MB more memory (its root file system is in RAM).
 set -eu
-build=$1 workload=$2 out=$3 series=$4
+build=$1 workload=$2 out=$3 series=$4 strip=${5:-}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VMRD_GUEST_CACHE:-/var/cache/vmrd-guest}
 mkdir -p "$cache" "$out"
@@ -71,7 +74,8 @@ done
 
 # vmrd exactly as `meson install` produces it, plus its shared libraries.
 rm -rf "$out/install"
-meson install -C "$build" --destdir "$out/install" --no-rebuild --quiet >/dev/null
+# shellcheck disable=SC2046 # an option or none
+meson install -C "$build" --destdir "$out/install" --no-rebuild --quiet $([ "$strip" = strip ] && echo --strip) >/dev/null
 cp -a "$out/install/." "$root/"
 find "$root/usr" -type f \( -perm -u+x -o -name '*.so' \) | while read -r elf; do
 	ldd "$elf" 2>/dev/null | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'
