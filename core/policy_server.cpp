@@ -50,9 +50,8 @@ public:
 		}
 		lastShrink_ = now;
 		// A guest that could not give back what it seemed to have waits
-		// longer before the next try.
-		// After a full one, what is still spare goes on draining, one
-		// step per rate-limit interval.
+		// longer before the next try; after a full release, what is
+		// still spare goes on draining, one step per rate-limit interval.
 		const bool failed = r.code != 0 || r.done < asked.bytes;
 		backoff_ = failed ? std::min(backoff_ + 1, 16u) : 0;
 		if (failed)
@@ -87,7 +86,8 @@ private:
 	// Plug latencies above this are a guest in trouble, not a lead time to plan for.
 	static constexpr Micros maxLatency{std::chrono::seconds(2)};
 
-	// `asked`: an operator asked, so spare memory goes back without the hold.
+	// `asked`: an operator asked, so spare memory goes back without the
+	// hold, and even while demand grows.
 	Decision evaluate(TimePoint now, const Sample &s, const BackendState &b, bool asked = false)
 	{
 		observe(now, s);
@@ -114,7 +114,11 @@ private:
 			                           formatSize(need - p_.headroom) + " for demand growing " +
 			                           formatSize(growth(std::chrono::seconds(1))) + "/s)"},
 			                  b);
-		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b) && !growing()) {
+		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b) && growing() && !asked) {
+			spareSince_.reset();
+			d.reason += "; nothing goes back while demand grows (" +
+			            formatSize(growth(std::chrono::seconds(1))) + "/s)";
+		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b)) {
 			// Give back what stayed spare for shrink_hold, down to the
 			// reserve and one grow step: the band between the two
 			// thresholds keeps a steady demand from flapping.
