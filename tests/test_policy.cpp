@@ -155,7 +155,8 @@ TEST(Server, NoShrinkWhileDemandGrows)
 	auto p = server();
 	p->onTimer(t0, avail(2 * GiB), backend(2 * GiB));
 	for (int i = 1; i <= 30; i++) {
-		Decision d = p->onTimer(t0 + i * 100ms, avail(2 * GiB - static_cast<uint64_t>(i) * 2 * MiB), backend(2 * GiB));
+		Decision d = p->onTimer(t0 + i * 100ms, avail(2 * GiB - static_cast<uint64_t>(i) * 2 * MiB),
+		                        backend(2 * GiB));
 		ASSERT_EQ(d.action, Decision::Action::None) << "at " << i << ": " << d.reason;
 	}
 }
