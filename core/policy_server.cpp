@@ -114,11 +114,7 @@ private:
 			                           formatSize(need - p_.headroom) + " for demand growing " +
 			                           formatSize(growth(std::chrono::seconds(1))) + "/s)"},
 			                  b);
-		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b) && growing() && !asked) {
-			spareSince_.reset();
-			d.reason += "; nothing goes back while demand grows (" +
-			            formatSize(growth(std::chrono::seconds(1))) + "/s)";
-		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b)) {
+		} else if (avail >= 2 * need + p_.growStep && aboveFloor(b) && (asked || !growing())) {
 			// Give back what stayed spare for shrink_hold, down to the
 			// reserve and one grow step: the band between the two
 			// thresholds keeps a steady demand from flapping.
