@@ -6,7 +6,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <link.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hotplug.h"
@@ -76,6 +79,14 @@ void lockCode(const void *plugin)
 	}
 }
 
+// Whether the process has the capability in its effective set.
+bool hasCapability(unsigned capability)
+{
+	__user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+	__user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+	return ::syscall(SYS_capget, &header, data) == 0 && (data[capability / 32].effective & (1u << capability % 32));
+}
+
 } // namespace
 
 void protectSelf(const Config &config, const void *plugin)
@@ -95,12 +106,31 @@ void protectSelf(const Config &config, const void *plugin)
 	// uses what start-up already did (the binding is immediate: -z now).
 	// Startup-only code stays locked with the rest of the image: it lies
 	// among the hot code, and measured it is not worth splitting out.
+	//
+	// Without CAP_IPC_LOCK the kernel lets a process lock up to
+	// RLIMIT_MEMLOCK (8 MiB by default), counting the whole size of locked
+	// mappings, and vmrd is small enough to pass; but with MCL_FUTURE every
+	// later mapping past that limit would fail (the worker's malloc arena
+	// reserves 64 MiB), so there only what is mapped now is locked.
 	if (config.daemon.mlock) {
-		if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0)
-			lockCode(plugin);
-		else
+		rlimit limit{};
+		const bool capped = !hasCapability(CAP_IPC_LOCK) && ::getrlimit(RLIMIT_MEMLOCK, &limit) == 0 &&
+		                    limit.rlim_cur != RLIM_INFINITY;
+		if (::mlockall(MCL_CURRENT | MCL_ONFAULT | (capped ? 0 : MCL_FUTURE)) != 0) {
 			logWarning(std::string("mlockall failed: ") + std::strerror(errno) +
+			           (capped ? " (without CAP_IPC_LOCK, up to RLIMIT_MEMLOCK " +
+			                             formatSize(limit.rlim_cur) + " may be locked)"
+			                   : "") +
 			           "; continuing, but the daemon may be paged out under pressure (daemon.mlock)");
+		} else {
+			lockCode(plugin);
+			if (capped)
+				logWarning(
+				        "without CAP_IPC_LOCK, locked memory is limited to RLIMIT_MEMLOCK (" +
+				        formatSize(limit.rlim_cur) +
+				        "): memory mapped from now on (heap growth, thread stacks) is not locked and "
+				        "may be paged out under pressure (daemon.mlock)");
+		}
 	}
 	const std::string adj = config.paths.procfs + "/self/oom_score_adj";
 	int fd = ::open(adj.c_str(), O_WRONLY | O_CLOEXEC);
