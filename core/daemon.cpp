@@ -41,7 +41,7 @@ Controller::Settings Daemon::settings() const
 int Daemon::setUp()
 {
 	start_ = now();
-	protectSelf(config_);
+	protectSelf(config_, &backend_->plugin().ops());
 	auto st = backend_->state();
 	if (!st) {
 		logError(st.error().message);

@@ -9,8 +9,10 @@
 namespace vmrd {
 
 // mlockall and oom_score_adj as daemon.mlock and daemon.oom_score_adj say;
-// a failure is logged and the daemon goes on.
-void protectSelf(const Config &config);
+// with daemon.mlock, the images of vmrd and of the backend plugin (the ELF
+// object that holds `plugin`) are also faulted in whole.  A failure is
+// logged and the daemon goes on.
+void protectSelf(const Config &config, const void *plugin);
 
 // For a backend that hot-plugs memory: checks the onlining policy and, with
 // daemon.online_movable, fixes it; an error (EX_CONFIG) names the kernel

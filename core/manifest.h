@@ -19,7 +19,7 @@ namespace vmrd {
 // a manifest that lies outside the file or has a bad magic.
 Result<vmrd_manifest> parseManifest(std::string_view image);
 
-// Reads the file (at most 64 MiB) and parses it.
+// Maps the file (at most 64 MiB) and parses it.
 Result<vmrd_manifest> readManifest(const std::string &path);
 
 // The manifest's strings, safe to print even if the plugin forgot the NUL.

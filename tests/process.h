@@ -105,17 +105,12 @@ public:
 
 	// Waits up to `timeout` until the program sends READY=1 on its notify
 	// socket, as vmrd does once it runs; false if it exits first or the time
-	// runs out.  Then stops listening: sd_notify blocks once the queue of a
-	// datagram socket nobody reads is full (net.unix.max_dgram_qlen, often
-	// 10), and vmrd sends STATUS= after every event; with no listener it
-	// gets ECONNREFUSED at once and goes on.  A test that wants the later
-	// messages reads them with nextNotification() instead, without pause.
-	//
-	// A vmrd built without libsystemd sends nothing: then the line it logs
-	// just before READY=1 is the only sign it gives.
+	// runs out.  Then stops listening: vmrd sends STATUS= after every event,
+	// which would only fill the queue of a socket nobody reads (vmrd never
+	// waits on it; with no listener the kernel refuses at once).  A test that
+	// wants the later messages reads them with nextNotification() instead.
 	bool waitForReady(std::chrono::milliseconds timeout)
 	{
-#ifdef VMRD_HAVE_SYSTEMD
 		auto end = std::chrono::steady_clock::now() + timeout;
 		while (!readySent()) {
 			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -133,9 +128,6 @@ public:
 		}
 		stopListening();
 		return true;
-#else
-		return waitForStderr("running with backend '", timeout);
-#endif
 	}
 
 	// The next sd_notify datagram, within `timeout`; it is also kept in notifications().
@@ -152,10 +144,7 @@ public:
 		return notifications_.back();
 	}
 	// Every notification received so far, oldest first.
-	const std::vector<std::string> &notifications() const
-	{
-		return notifications_;
-	}
+	const std::vector<std::string> &notifications() const { return notifications_; }
 	// Whether a notification received so far has the line READY=1; the
 	// daemon may send STATUS=... or WATCHDOG=1 lines too, alone or with it.
 	bool readySent() const
@@ -169,22 +158,10 @@ public:
 		return false;
 	}
 
-	void signal(int sig)
-	{
-		kill(pid_, sig);
-	}
-	pid_t pid() const
-	{
-		return pid_;
-	}
-	std::string out() const
-	{
-		return slurp(out_);
-	}
-	std::string err() const
-	{
-		return slurp(err_);
-	}
+	void signal(int sig) { kill(pid_, sig); }
+	pid_t pid() const { return pid_; }
+	std::string out() const { return slurp(out_); }
+	std::string err() const { return slurp(err_); }
 
 private:
 	// A datagram socket with an abstract address the kernel picks (autobind):

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of the operator's view: control socket, vmrdctl, metrics, HTTP, systemd notify, journald.
 #include <arpa/inet.h>
+#include <cstddef>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "control.h"
 #include "metrics.h"
+#include "notify.h"
 #include "control_client.h"
 #include "process.h"
 
@@ -405,9 +407,6 @@ TEST(Metrics, CountsAndEscapesLabels)
 // WATCHDOG=1 at half of WatchdogSec, on the notify socket Process gives it.
 TEST_F(ControlTest, TellsSystemdReadyStatusAndWatchdog)
 {
-#ifndef VMRD_HAVE_SYSTEMD
-	GTEST_SKIP() << "built without libsystemd (meson -Dsystemd=disabled or libsystemd-dev absent)";
-#endif
 	// Pings every 300 ms.  Read without waitForReady, which would stop
 	// listening after READY=1.
 	Process d({vmrdBinary, "--config", config_, "--plugin-dir", MOCK_PLUGIN_DIR}, {"WATCHDOG_USEC=600000"});
@@ -421,6 +420,49 @@ TEST_F(ControlTest, TellsSystemdReadyStatusAndWatchdog)
 	EXPECT_EQ(messages[0], "READY=1");
 	EXPECT_EQ(messages[1].rfind("STATUS=512 MiB plugged of 2 GiB; last resize: none yet", 0), 0u) << messages[1];
 	EXPECT_EQ(watchdogs, 3) << "WATCHDOG=1 every 300 ms";
+}
+
+// The two address forms of $NOTIFY_SOCKET (sd_notify(3)); the daemon test
+// above uses the abstract one, this one sends to a path.
+TEST(Notify, PathAndAbstractAddresses)
+{
+	const auto abstract = parseNotifySocket("@vmrd/notify");
+	ASSERT_TRUE(abstract);
+	EXPECT_EQ(abstract->address.sun_path[0], '\0');
+	EXPECT_EQ(std::string(abstract->address.sun_path + 1, 11), "vmrd/notify");
+	EXPECT_EQ(abstract->length, offsetof(sockaddr_un, sun_path) + 12);
+	for (const char *bad : {"", "notify", "vsock:2:1234", "x"})
+		EXPECT_FALSE(parseNotifySocket(bad)) << bad;
+	EXPECT_FALSE(parseNotifySocket("/" + std::string(sizeof(sockaddr_un::sun_path), 'a'))) << "too long";
+
+	TempDir dir;
+	const std::string path = dir.path() + "/notify";
+	const auto to = parseNotifySocket(path);
+	ASSERT_TRUE(to);
+	int rx = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int tx = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_EQ(::bind(rx, reinterpret_cast<const sockaddr *>(&to->address), to->length), 0) << std::strerror(errno);
+	const std::string message = "READY=1\nSTATUS=ok";
+	EXPECT_EQ(::sendto(tx, message.data(), message.size(), 0, reinterpret_cast<const sockaddr *>(&to->address),
+	                   to->length),
+	          static_cast<ssize_t>(message.size()));
+	char buf[64] = {};
+	EXPECT_EQ(::recv(rx, buf, sizeof(buf), MSG_DONTWAIT), static_cast<ssize_t>(message.size()));
+	EXPECT_EQ(std::string(buf), message);
+	::close(rx);
+	::close(tx);
+}
+
+// WATCHDOG_USEC and WATCHDOG_PID as sd_watchdog_enabled(3) reads them.
+TEST(Notify, WatchdogForThisProcessOnly)
+{
+	EXPECT_EQ(parseWatchdog("600000", nullptr, 42), Micros(600000));
+	EXPECT_EQ(parseWatchdog("600000", "42", 42), Micros(600000));
+	EXPECT_FALSE(parseWatchdog("600000", "43", 42)) << "for another process";
+	EXPECT_FALSE(parseWatchdog("600000", "4x", 42));
+	for (const char *bad : {"", "0", "-1", "12s", " 5", "18446744073709551615", "99999999999999999999"})
+		EXPECT_FALSE(parseWatchdog(bad, nullptr, 42)) << bad;
+	EXPECT_FALSE(parseWatchdog(nullptr, "42", 42)) << "no watchdog";
 }
 
 // Under systemd, stderr goes to journald, which reads "<N>" priority prefixes.

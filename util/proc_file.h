@@ -2,6 +2,7 @@
 // A kernel text file opened once and re-read into a buffer allocated at start.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -31,7 +32,10 @@ public:
 private:
 	int fd_ = -1;
 	std::string path_;
-	std::string buffer_;
+	// Allocated but zero-filled only at its start (see open()): pages no
+	// read reaches stay out of RSS, and out of what mlockall locks.
+	std::unique_ptr<char[]> buffer_;
+	size_t capacity_ = 0;
 };
 
 // For a file read once or seldom, such as a sysfs attribute at start: opens,
