@@ -206,8 +206,9 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 	const uint64_t granted = r->state.requested;
 	if (granted != target)
 		note = "the host granted " + formatSize(granted) + " of the " + formatSize(target) + " asked";
-	// Watch the convergence inside the guest, where it costs nothing: the
-	// device is done when MemTotal shows the granted size, unchanged for
+	// Watch the convergence inside the guest, where it costs nothing: a
+	// plug is done when MemTotal shows the granted size (it only rises
+	// while blocks come online), an unplug when it shows it unchanged for
 	// 200 ms (during an unplug each removed block briefly counts back in).
 	const uint64_t expected = b->memTotalBase + granted;
 	const auto end = std::chrono::steady_clock::now() + timeout;
@@ -219,7 +220,7 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 		if (total != previous)
 			stableSince = t;
 		previous = total;
-		if (total && *total == expected && t - stableSince >= milliseconds(200))
+		if (total && *total == expected && (grow || t - stableSince >= milliseconds(200)))
 			break;
 		// An unplug unchanged for seconds short of its target has stopped
 		// (memory in use); the broker's size says where.  A plug may stall
