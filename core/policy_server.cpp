@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The server preset: sizes the guest to the demand it measures, sampling only while that pays.
-#include <cmath>
+#include <deque>
 
 #include "policies.h"
 
@@ -104,9 +104,9 @@ private:
 		if (avail < need) {
 			spareSince_.reset();
 			// Up to the reserve, and on top what demand takes until the
-			// next grow could arrive.
-			const Micros until = limits_.minInterval + p_.sampleMin + plugLatency_;
-			const uint64_t bytes = std::max(need - avail + growth(until), p_.growStep);
+			// next grow may be asked for: from then on the reserve covers
+			// the sample that sees it and the plug's latency.
+			const uint64_t bytes = std::max(need - avail + growth(limits_.minInterval), p_.growStep);
 			d = enforceLimits(now,
 			                  {Decision::Action::Plug, bytes,
 			                   "MemAvailable " + formatSize(avail) + " below the reserve " +
@@ -151,25 +151,47 @@ private:
 	void observe(TimePoint now, const Sample &s)
 	{
 		const uint64_t used = s.mem.memTotal - std::min(s.mem.memTotal, s.mem.memAvailable);
-		if (seenAt_ && now - *seenAt_ < p_.sampleMin / 2)
+		if (!seen_.empty() && now - seen_.back().first < p_.sampleMin / 2)
 			return;
-		if (seenAt_ && now - *seenAt_ <= 2 * p_.sampleMax) {
-			const double dt = std::chrono::duration<double>(now - *seenAt_).count();
-			const double rise = (static_cast<double>(used) - static_cast<double>(used_)) / dt;
-			rate_ = used_ >= used + p_.growStep ? 0 : std::max(rise, rate_ * std::exp(-dt / decay));
+		if (!seen_.empty() && now - seen_.back().first <= 2 * p_.sampleMax) {
+			const auto [then, before] = seen_.back();
+			const double dt = std::chrono::duration<double>(now - then).count();
+			const double rise = (static_cast<double>(used) - static_cast<double>(before)) / dt;
+			rate_ = before >= used + p_.growStep ? 0 : std::max(rise, rate_ / (1 + dt / decay));
 			rateKnown_ = true;
 		} else {
 			rate_ = 0; // too long ago to say how fast it grows now
 			rateKnown_ = false;
+			seen_.clear();
 		}
-		seenAt_ = now;
-		used_ = used;
+		seen_.emplace_back(now, used);
+		while (now - seen_.front().first > 2 * p_.sampleMax)
+			seen_.pop_front();
 	}
 
+	// What demand takes over the next `over` at the measured rate, but
+	// never more than it took over the last `over` (at least a second) or
+	// a grow step: a burst seen between two close samples is not a flood
+	// that goes on for the whole plug.
 	uint64_t growth(Micros over) const
 	{
-		return static_cast<uint64_t>(
-		        std::llround(std::max(rate_, 0.0) * std::chrono::duration<double>(over).count()));
+		const auto extrapolated =
+		        static_cast<uint64_t>(std::max(rate_, 0.0) * std::chrono::duration<double>(over).count() + 0.5);
+		return std::min(extrapolated, std::max(recentRise(std::max<Micros>(over, std::chrono::seconds(1))),
+		                                       p_.growStep));
+	}
+
+	// Demand's rise since the newest sample at least `over` old, or the
+	// oldest one kept.
+	uint64_t recentRise(Micros over) const
+	{
+		if (seen_.empty())
+			return 0;
+		auto base = seen_.front();
+		for (const auto &sample : seen_)
+			if (seen_.back().first - sample.first >= over)
+				base = sample;
+		return seen_.back().second - std::min(seen_.back().second, base.second);
 	}
 
 	// The headroom plus what demand takes from the sample that sees it
@@ -214,12 +236,14 @@ private:
 		nextCheck_ = now + std::clamp(next, p_.sampleMin, p_.sampleMax);
 	}
 
-	// How fast a measured rate fades once demand stops growing.
+	// How fast a measured rate fades once demand stops growing: by 1/(1 +
+	// t/decay) in a lull of t, close to e^(-t/decay) over short lulls, and
+	// without libm, whose load alone costs vmrd half a MiB resident.
 	static constexpr double decay = 2.0; // seconds
 
 	PolicyParams p_;
-	std::optional<TimePoint> seenAt_, lastGrow_, lastShrink_, spareSince_;
-	uint64_t used_ = 0;
+	std::optional<TimePoint> lastGrow_, lastShrink_, spareSince_;
+	std::deque<std::pair<TimePoint, uint64_t>> seen_; // (when, demand) of the last 2 x sample_max
 	double rate_ = 0;        // bytes per second
 	bool rateKnown_ = false; // the last two samples were close enough to tell
 	Micros plugLatency_{std::chrono::milliseconds(500)};

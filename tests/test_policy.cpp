@@ -69,7 +69,8 @@ TEST(Server, PlentyAvailableDoesNotGrow)
 // Demand rising 500 MiB/s: the reserve grows by what it takes in a
 // sample interval and a plug (0.1 s + 0.5 s), so the grow comes while
 // 374 MiB are still available, and it covers the demand until the next
-// grow could arrive (1 s rate limit + 0.1 s + 0.5 s).
+// grow may be asked for (the 1 s rate limit); from then on the reserve
+// covers the rest.
 TEST(Server, TheMeasuredDemandRateSizesTheGrow)
 {
 	auto p = server();
@@ -85,10 +86,11 @@ TEST(Server, TheMeasuredDemandRateSizesTheGrow)
 	}
 	ASSERT_EQ(d.action, Decision::Action::Plug) << d.reason;
 	EXPECT_EQ(free, 374 * MiB);
-	EXPECT_EQ(d.bytes, (396 - 374 + 800) * MiB);
+	EXPECT_EQ(d.bytes, (396 - 374 + 500) * MiB);
 	EXPECT_NE(d.reason.find("for demand growing 500 MiB/s"), std::string::npos) << d.reason;
-	// A quarter of the time until the reserve, never below sample_min.
-	EXPECT_NEAR(intervals[1].count(), 289000, 1) << "(974 - 396) MiB at 500 MiB/s, over 4";
+	// A quarter of the time until the reserve, never below sample_min;
+	// the reserve counts no more than the rise seen so far.
+	EXPECT_NEAR(intervals[1].count(), 414000, 1) << "(974 - 96 - 50) MiB at 500 MiB/s, over 4";
 	EXPECT_EQ(intervals.back(), 100ms);
 }
 
@@ -97,12 +99,25 @@ TEST(Server, ARateFadesOnceDemandStops)
 	auto p = server();
 	p->onTimer(t0, avail(GiB), backend(GiB));
 	p->onTimer(t0 + 100ms, avail(GiB - 50 * MiB), backend(GiB));
-	// Still there after a sample that saw no rise ...
+	// Still there after a sample that saw no rise (in the reserve as the
+	// 50 MiB seen, not the 300 MiB 0.6 s at 500 MiB/s would be) ...
 	Decision d = p->onTimer(t0 + 200ms, avail(GiB - 50 * MiB), backend(GiB));
-	EXPECT_NE(d.reason.find("reserve 381.4 MiB"), std::string::npos) << d.reason;
+	EXPECT_NE(d.reason.find("reserve 146 MiB"), std::string::npos) << d.reason;
 	// ... and forgotten when the last sample is too old to tell.
 	d = p->onTimer(t0 + 10s, avail(GiB - 50 * MiB), backend(GiB));
 	EXPECT_NE(d.reason.find("reserve 96 MiB"), std::string::npos) << d.reason;
+}
+
+// 600 MiB within 0.1 s reads as 6 GiB/s, but a step is not a flood that
+// lasts the whole plug: the reserve and the grow count the 600 MiB seen.
+TEST(Server, ABurstIsNotExtrapolatedBeyondWhatWasSeen)
+{
+	auto p = server();
+	p->onTimer(t0, avail(GiB), backend(GiB));
+	Decision d = p->onTimer(t0 + 100ms, avail(GiB - 600 * MiB), backend(GiB));
+	ASSERT_EQ(d.action, Decision::Action::Plug) << d.reason;
+	EXPECT_NE(d.reason.find("below the reserve 696 MiB"), std::string::npos) << d.reason;
+	EXPECT_EQ(d.bytes, (696 - 424 + 600) * MiB);
 }
 
 TEST(Server, IdleAtTheFloorIsNotSampled)
@@ -236,9 +251,9 @@ TEST(Server, PlugLatencyWidensTheReserve)
 	auto p = server();
 	Decision d = p->onTimer(t0, avail(0), backend(0));
 	p->onResult(t0, d, full(d), 1500ms, avail(64 * MiB), backend(d.bytes));
-	p->onTimer(t0 + 1s, avail(GiB), backend(d.bytes));
-	d = p->onTimer(t0 + 1100ms, avail(GiB - 10 * MiB), backend(d.bytes));
-	// 100 MiB/s over 0.1 s + (0.5 s + 1.5 s) / 2.
+	for (int i = 0; i <= 11; i++)
+		d = p->onTimer(t0 + 1s + i * 100ms, avail(GiB - i * 10 * MiB), backend(d.bytes));
+	// 100 MiB/s, steady for 1.1 s, over 0.1 s + (0.5 s + 1.5 s) / 2.
 	EXPECT_NE(d.reason.find("reserve 206 MiB"), std::string::npos) << d.reason;
 }
 
