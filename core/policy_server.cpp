@@ -177,8 +177,8 @@ private:
 	{
 		const auto extrapolated =
 		        static_cast<uint64_t>(std::max(rate_, 0.0) * std::chrono::duration<double>(over).count() + 0.5);
-		return std::min(extrapolated, std::max(recentRise(std::max<Micros>(over, std::chrono::seconds(1))),
-		                                       p_.growStep));
+		return std::min(extrapolated,
+		                std::max(recentRise(std::max<Micros>(over, std::chrono::seconds(1))), p_.growStep));
 	}
 
 	// Demand's rise since the newest sample at least `over` old, or the
@@ -244,8 +244,8 @@ private:
 	PolicyParams p_;
 	std::optional<TimePoint> lastGrow_, lastShrink_, spareSince_;
 	std::deque<std::pair<TimePoint, uint64_t>> seen_; // (when, demand) of the last 2 x sample_max
-	double rate_ = 0;        // bytes per second
-	bool rateKnown_ = false; // the last two samples were close enough to tell
+	double rate_ = 0;                                 // bytes per second
+	bool rateKnown_ = false;                          // the last two samples were close enough to tell
 	Micros plugLatency_{std::chrono::milliseconds(500)};
 	unsigned backoff_ = 0;
 };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config, and of the
 // guest plugin against a scripted broker.
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -309,6 +310,69 @@ TEST(Session, FloodsAreRateLimited)
 	EXPECT_LE(d.s.requested, 4 * GiB);
 	// A second later the bucket has refilled.
 	EXPECT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, &d, 0, 1, t0 + 2s))->ok);
+}
+
+// Three bursts within 0.91 s: a token bucket let 19 through at 10 per
+// second; no second may see more than 10.
+TEST(Session, NoSecondSeesMoreThanTheRate)
+{
+	VmSession s(vm(), 10);
+	FakeDevice d;
+	std::vector<VmSession::Clock::time_point> granted;
+	for (auto burst : {0ms, 450ms, 910ms, 1000ms, 1400ms})
+		for (int i = 0; i < 10; i++) {
+			const auto t = t0 + burst + std::chrono::microseconds(i);
+			if (parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t))->ok)
+				granted.push_back(t);
+		}
+	EXPECT_EQ(granted.size(), 20u) << "10 at 0 s and 10 from 1 s on";
+	for (size_t i = 10; i < granted.size(); i++)
+		EXPECT_GE(granted[i] - granted[i - 10], 1s) << i;
+}
+
+// README: every reply carries its request's id and the device's state,
+// a refusal too ({"type":"status"} is no request type of version 1).
+TEST(Session, RefusalsCarryTheIdAndTheState)
+{
+	VmSession s(vm(0, 2 * GiB), 100);
+	FakeDevice d;
+	d.s.size = d.s.requested = 256 * MiB;
+	ASSERT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0))->ok);
+	d.broken = true; // a refusal does not ask the device
+	for (const char *line :
+	     {"{\"v\":1,\"id\":4,\"type\":\"status\"}", "{\"v\":1,\"id\":4,\"type\":\"resize\",\"target\":\"1G\"}",
+	      "{\"v\":2,\"id\":4,\"type\":\"hello\"}"}) {
+		auto reply = parseReply(s.handle(line, false, &d, 0, 1, t0));
+		ASSERT_TRUE(reply) << line;
+		EXPECT_FALSE(reply->ok) << line;
+		EXPECT_EQ(reply->id, 4u) << line;
+		EXPECT_EQ(reply->state.size, 256 * MiB) << line;
+		EXPECT_EQ(reply->state.requested, 256 * MiB) << line;
+		EXPECT_EQ(reply->state.max, 2 * GiB) << line;
+		EXPECT_EQ(reply->state.blockSize, 2 * MiB) << line;
+	}
+	auto reply = parseReply(s.handle("{\"v\":1,\"id\":-4,\"type\":\"hello\"}", false, &d, 0, 1, t0));
+	EXPECT_EQ(reply->id, 0u) << "no valid id";
+}
+
+// A guest that sends nothing but garbage costs the host's log a few lines
+// per window, and the count of the rest.
+TEST(Session, AFloodOfBadLinesIsNotAFloodOfLogLines)
+{
+	VmSession s(vm(), 1000);
+	FakeDevice d;
+	testing::internal::CaptureStderr();
+	for (int i = 0; i < 20000; i++)
+		s.handle("garbage", false, &d, 0, 1, t0 + std::chrono::milliseconds(i));
+	s.warnings().flush(t0 + 30s);
+	const std::string log = testing::internal::GetCapturedStderr();
+	const auto lines = std::count(log.begin(), log.end(), '\n');
+	// 20 s of a line a millisecond: two windows of 10 s, each with 5
+	// warnings and then the count of the other 9995.
+	EXPECT_EQ(lines, 12) << log.substr(0, 2000);
+	EXPECT_NE(log.find("more warning(s) suppressed in 10 s, the last: refused a request: bad-json"),
+	          std::string::npos)
+	        << log.substr(0, 2000);
 }
 
 TEST(Session, QmpTroubleIsAnErrorReply)

@@ -65,6 +65,13 @@ Result<Request> parseRequest(std::string_view line)
 	return r;
 }
 
+uint64_t requestId(std::string_view line)
+{
+	json j = json::parse(line.begin(), line.end(), nullptr, false);
+	uint64_t id = 0;
+	return j.is_object() && number(j, "id", maxId, id) ? id : 0;
+}
+
 std::string formatRequest(const Request &r)
 {
 	json j{{"v", protocolVersion}, {"id", r.id}, {"type", r.kind == Request::Kind::Hello ? "hello" : "resize"}};

@@ -65,6 +65,10 @@ struct BrokerMessage {
 
 // Parse and validate; an error's message starts with the error code and a colon.
 Result<Request> parseRequest(std::string_view line);
+// The id of a request line that parseRequest may refuse for another
+// reason, or 0 when it has no valid one: so that even a refusal reaches
+// the request that caused it.
+uint64_t requestId(std::string_view line);
 Result<Reply> parseReply(std::string_view line); // a reply only
 Result<BrokerMessage> parseBrokerMessage(std::string_view line);
 std::string formatRequest(const Request &r);       // with the trailing newline

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "protocol.h"
 #include "qmp.h"
 #include "result.h"
+#include "warnings.h"
 
 namespace vmrd::vmem {
 
@@ -67,12 +69,19 @@ class VmSession
 {
 public:
 	using Clock = std::chrono::steady_clock;
-	VmSession(VmConfig config, unsigned requestsPerSecond) : config_(std::move(config)), rate_(requestsPerSecond) {}
+	VmSession(VmConfig config, unsigned requestsPerSecond)
+	    : config_(std::move(config)), rate_(requestsPerSecond), warnings_("vm " + config_.name + ": ")
+	{
+	}
 
 	const VmConfig &config() const { return config_; }
+	// This VM's warnings, rate-limited.
+	Warnings &warnings() { return warnings_; }
 	// Handles one complete line from the guest (tooLong: it was cut) and
 	// returns the reply line.  Never throws, never touches the device for a
-	// malformed or rate-limited request.
+	// malformed or rate-limited request.  Every reply, a refusal too,
+	// carries the request's id when the line has a valid one, and the
+	// device's state as last read.
 	std::string handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
 	                   Clock::time_point now);
 	// Size notices (see protocol.h), coalesced to at most one per noticeGap.
@@ -90,14 +99,16 @@ public:
 	uint64_t requested() const { return requested_; }
 
 private:
-	bool takeToken(Clock::time_point now);
+	bool admit(Clock::time_point now);
+	std::string refuse(Reply &reply, const std::string &code, const std::string &message, Clock::time_point now);
 
 	VmConfig config_;
 	unsigned rate_;
-	double tokens_ = -1;
-	Clock::time_point refill_;
+	std::deque<Clock::time_point> admitted_; // the last rate_ requests admitted
+	Warnings warnings_;
 	std::optional<Clock::time_point> lastGrow_;
 	uint64_t requested_ = 0;
+	std::optional<DeviceState> known_; // as last read from the device
 	std::optional<DeviceState> told_;
 	Clock::time_point lastNotice_{};
 };

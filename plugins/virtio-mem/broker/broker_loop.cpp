@@ -197,6 +197,8 @@ void Broker::onTick()
 		nextTick_ += reconnectEvery;
 	loop_.setTimer(tickTimer_, nextTick_);
 	reconnect();
+	for (auto &vm : vms_)
+		vm.session->warnings().flush(now);
 	notifyStatus();
 	if (watchdog_)
 		notifySystemd("WATCHDOG=1");
@@ -311,7 +313,7 @@ void Broker::onChannel(Vm &vm)
 		        vm.session->handle(line->text, line->tooLong, vm.qmp.connected() ? &device : nullptr, spare(),
 		                           growers(vm, now), now);
 		if (::send(vm.channel, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			logWarning("vm " + c.name + ": reply not delivered: " + std::strerror(errno));
+			vm.session->warnings().warn(std::string("reply not delivered: ") + std::strerror(errno), now);
 	}
 	// Events QEMU sent while the broker waited for its answers.
 	if (vm.qmp.connected())
@@ -335,7 +337,7 @@ void Broker::sendNotice(Vm &vm)
 	const std::string line = vm.session->notice(&device, now);
 	unwatchClosedQmp(vm);
 	if (!line.empty() && ::send(vm.channel, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		logWarning("vm " + vm.session->config().name + ": size notice not delivered: " + std::strerror(errno));
+		vm.session->warnings().warn(std::string("size notice not delivered: ") + std::strerror(errno), now);
 		vm.session->forget();
 	}
 }

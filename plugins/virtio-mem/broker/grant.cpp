@@ -51,52 +51,59 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 	return g;
 }
 
-bool VmSession::takeToken(Clock::time_point now)
+// At most rate_ requests in any second: a sliding window, so that no
+// burst gets more (a token bucket that refills while it is spent lets
+// nearly twice as many through within a second).
+bool VmSession::admit(Clock::time_point now)
 {
-	if (tokens_ < 0) {
-		tokens_ = rate_;
-		refill_ = now;
+	if (admitted_.size() >= rate_) {
+		if (now - admitted_.front() < std::chrono::seconds(1))
+			return false;
+		admitted_.pop_front();
 	}
-	tokens_ = std::min<double>(rate_, tokens_ + std::chrono::duration<double>(now - refill_).count() * rate_);
-	refill_ = now;
-	if (tokens_ < 1)
-		return false;
-	tokens_ -= 1;
+	admitted_.push_back(now);
 	return true;
+}
+
+std::string VmSession::refuse(Reply &reply, const std::string &code, const std::string &message, Clock::time_point now)
+{
+	reply.ok = false;
+	reply.error = code;
+	reply.message = message;
+	if (known_)
+		reply.state = *known_;
+	reply.state.min = config_.min;
+	reply.state.max = config_.max;
+	warnings_.warn("refused a request: " + code + ": " + message, now);
+	return formatReply(reply);
 }
 
 std::string VmSession::handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
                               Clock::time_point now)
 {
 	Reply reply;
-	auto refuse = [&](const std::string &code, const std::string &message) {
-		reply.ok = false;
-		reply.error = code;
-		reply.message = message;
-		logWarning("vm " + config_.name + ": refused a request: " + code + ": " + message);
-		return formatReply(reply);
-	};
+	if (!tooLong)
+		reply.id = requestId(line); // so that even a refusal reaches the request that caused it
+	if (!admit(now))
+		return refuse(reply, "rate-limited", "more than " + std::to_string(rate_) + " requests per second",
+		              now);
 	if (tooLong)
-		return takeToken(now)
-		               ? refuse("too-long", "a line is at most " + std::to_string(maxLine) + " bytes")
-		               : refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
+		return refuse(reply, "too-long", "a line is at most " + std::to_string(maxLine) + " bytes", now);
 	auto req = parseRequest(line);
-	if (req)
-		reply.id = req->id; // so that even a refusal reaches the request that caused it
-	if (!takeToken(now))
-		return refuse("rate-limited", "more than " + std::to_string(rate_) + " requests per second");
 	if (!req) {
 		const std::string &m = req.error().message;
 		size_t colon = m.find(':');
-		return refuse(m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2));
+		return refuse(reply, m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2), now);
 	}
 	if (!device)
-		return refuse("host-error", "the broker has no QMP connection to this VM's QEMU now; try again");
+		return refuse(reply, "host-error", "the broker has no QMP connection to this VM's QEMU now; try again",
+		              now);
 	auto st = device->state();
 	if (!st)
-		return refuse("host-error", st.error().message);
+		return refuse(reply, "host-error", st.error().message, now);
 	st->min = config_.min;
 	st->max = config_.max;
+	known_ = *st;
 	if (req->kind == Request::Kind::Resize) {
 		if (req->target > st->requested)
 			lastGrow_ = now;
@@ -105,7 +112,7 @@ std::string VmSession::handle(const std::string &line, bool tooLong, Device *dev
 		// setting it again makes the guest driver retry at once.
 		if (g.target != st->requested || st->size != g.target) {
 			if (auto s = device->setRequested(g.target); !s)
-				return refuse("host-error", s.error().message);
+				return refuse(reply, "host-error", s.error().message, now);
 		}
 		logInfo("vm " + config_.name + ": resize to " + formatSize(req->target) + " asked, " +
 		        formatSize(g.target) + " granted" + (g.why.empty() ? "" : " (" + g.why + ")") + "; plugged " +
@@ -113,6 +120,7 @@ std::string VmSession::handle(const std::string &line, bool tooLong, Device *dev
 		st->requested = g.target;
 	}
 	requested_ = st->requested;
+	known_ = *st;
 	reply.state = *st;
 	told_ = *st;
 	return formatReply(reply);
@@ -133,6 +141,7 @@ std::string VmSession::notice(Device *device, Clock::time_point now)
 		return "";
 	st->min = config_.min;
 	st->max = config_.max;
+	known_ = *st;
 	if (told_ && sameState(*told_, *st))
 		return "";
 	logInfo("vm " + config_.name + ": telling the guest: plugged " + formatSize(st->size) + ", requested " +
