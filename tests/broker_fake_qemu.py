@@ -112,7 +112,8 @@ def main():
                 channels[name].accept(30)
                 ready[name] = time.monotonic() - started
             print(f"devices read after {ready['fast']:.2f} s (fast) and {ready['slow']:.2f} s (slow)")
-            assert ready["fast"] < 1.0, f"the fast VM waited {ready['fast']:.2f} s for the slow one"
+            # Relative to the slow one: the broker's own start may be slow (sanitizers, a loaded host).
+            assert ready["fast"] < ready["slow"] - SLOW_S, f"the fast VM waited {ready['fast']:.2f} s"
             assert channels["slow"].ask({"id": 1, "type": "hello"}, 10)[0]["ok"]
 
             # The slow VM's resize keeps its QEMU busy for 4 x SLOW_S (the
@@ -128,7 +129,7 @@ def main():
                 assert reply["ok"], reply
                 worst = max(worst, took)
             print(f"fast VM: 8 resizes while the slow VM's QEMU was busy, the slowest answered in {worst:.3f} s")
-            assert worst < 1.0, f"the fast VM waited {worst:.3f} s for the slow one"
+            assert worst < SLOW_S / 2, f"the fast VM waited {worst:.3f} s for the slow one"
 
             # The slow set is answered as done, however late, with the size
             # QEMU reached.
@@ -139,7 +140,11 @@ def main():
             print(f"slow VM: its resize answered as done after {took:.1f} s")
         finally:
             broker.terminate()
-            _, err = broker.communicate(timeout=10)
+            try:
+                _, err = broker.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                broker.kill()
+                _, err = broker.communicate()
             print(err[-3000:])
             if broker.returncode not in (0, -15):
                 raise AssertionError(f"vmrd-broker exited {broker.returncode}")

@@ -2,6 +2,7 @@
 // Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config, and of the
 // guest plugin against a scripted broker.
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "device_link.h"
 #include "protocol.h"
 #include "raw_backend.h"
 #include "temp_dir.h"
@@ -586,4 +588,77 @@ TEST(BrokerConfig, ShippedExampleLoads)
 	auto c = loadBrokerConfig(VMRD_BROKER_CONFIG);
 	ASSERT_TRUE(c) << c.error().message;
 	EXPECT_EQ(c->vms.size(), 1u);
+}
+
+namespace {
+
+// A driver whose sets wait until the test lets them go.
+class GatedDriver : public Driver
+{
+public:
+	std::mutex mutex;
+	std::condition_variable cv;
+	bool open = false, waiting = false;
+	std::vector<uint64_t> sets;
+	DeviceState s{2 * MiB, 0, 0, 0, 0};
+
+	Status connect() override { return Ok{}; }
+	void disconnect() override {}
+	bool connected() const override { return true; }
+	Result<DeviceState> state() override
+	{
+		std::lock_guard lock(mutex);
+		return s;
+	}
+	Status setRequested(uint64_t bytes) override
+	{
+		std::unique_lock lock(mutex);
+		waiting = true;
+		cv.notify_all();
+		cv.wait(lock, [&] { return open; });
+		sets.push_back(bytes);
+		s.requested = s.size = bytes;
+		return Ok{};
+	}
+	int eventFd() const override { return -1; }
+	bool takeEvents() override { return false; }
+};
+
+} // namespace
+
+// Resizes asked while a set is under way are merged into one set, to the
+// newest size, and every one of them is answered.
+TEST(DeviceLink, SetsAskedMeanwhileAreMergedAndAllAnswered)
+{
+	EventLoop loop;
+	Mailbox mailbox(loop);
+	auto owned = std::make_unique<GatedDriver>();
+	GatedDriver &driver = *owned;
+	DeviceLink link("vm test", std::move(owned), mailbox, [] {});
+	ASSERT_TRUE(link.ok());
+	int answered = 0;
+	auto done = [&](const Status &s) {
+		EXPECT_TRUE(s);
+		if (++answered == 4)
+			loop.stop();
+	};
+	link.setRequested(2 * MiB, done);
+	{
+		std::unique_lock lock(driver.mutex); // the first set is under way, held at the gate
+		driver.cv.wait(lock, [&] { return driver.waiting; });
+	}
+	for (uint64_t mib : {4, 6, 8})
+		link.setRequested(mib * MiB, done);
+	{
+		std::lock_guard lock(driver.mutex);
+		driver.open = true;
+	}
+	driver.cv.notify_all();
+	auto timeout = loop.addTimer([&] { loop.stop(); });
+	loop.setTimer(timeout, std::chrono::steady_clock::now() + 10s);
+	loop.run();
+	EXPECT_EQ(answered, 4);
+	link.stop();
+	std::lock_guard lock(driver.mutex);
+	EXPECT_EQ(driver.sets, (std::vector<uint64_t>{2 * MiB, 8 * MiB}));
 }

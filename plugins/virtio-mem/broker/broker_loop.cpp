@@ -43,6 +43,7 @@ struct Vm {
 	std::unique_ptr<VmSession> session;
 	std::unique_ptr<DeviceLink> device;
 	int channel = -1;
+	unsigned connection = 0; // counts the channel's connections: a late reply goes to the one it answers
 	LineReader reader;
 	bool warnedChannel = false;
 	bool noticeDue = false;           // the device may have changed: tell the guest when the gap allows
@@ -124,6 +125,9 @@ Broker::Broker(const BrokerConfig &config, ProcFile meminfo) : config_(config), 
 
 Broker::~Broker()
 {
+	// All at once: each waits for its command under way.
+	for (auto &vm : vms_)
+		vm->device->stop();
 	for (auto &vm : vms_)
 		if (vm->channel >= 0)
 			::close(vm->channel);
@@ -135,7 +139,8 @@ int Broker::run()
 {
 	const sigset_t signals = handledSignals();
 	signalFd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (signalFd_ < 0 || !loop_.ok() || !mailbox_.ok()) {
+	const bool linked = std::all_of(vms_.begin(), vms_.end(), [](const auto &vm) { return vm->device->ok(); });
+	if (signalFd_ < 0 || !loop_.ok() || !mailbox_.ok() || !linked) {
 		logError(std::string("cannot set up the event loop: ") + std::strerror(errno));
 		return 1;
 	}
@@ -221,6 +226,7 @@ void Broker::connectChannel(Vm &vm)
 		return;
 	}
 	vm.channel = fd;
+	vm.connection++;
 	logInfo("vm " + c.name + ": guest channel connected on " + c.channel);
 	vm.warnedChannel = false;
 	vm.reader.clear();
@@ -256,10 +262,12 @@ void Broker::onChannel(Vm &vm)
 			send(vm, h.reply, "reply");
 			continue;
 		}
-		vm.device->setRequested(*h.set, [this, &vm, id = h.id, target = *h.set](const Status &result) {
+		vm.device->setRequested(*h.set, [this, &vm, id = h.id, target = *h.set,
+		                                 connection = vm.connection](const Status &result) {
 			const auto reply =
 			        vm.session->finish(id, target, result, vm.device->state(), VmSession::Clock::now());
-			send(vm, reply, "reply");
+			if (connection == vm.connection) // else the guest reconnected and asks again
+				send(vm, reply, "reply");
 		});
 	}
 }

@@ -73,25 +73,39 @@ DeviceLink::DeviceLink(std::string name, std::unique_ptr<Driver> driver, Mailbox
     : name_(std::move(name)), driver_(std::move(driver)), mailbox_(mailbox), changed_(std::move(changed)),
       wakeFd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
 {
-	thread_ = std::thread([this] { run(); });
+	if (wakeFd_ >= 0)
+		thread_ = std::thread([this] { run(); });
 }
 
 DeviceLink::~DeviceLink()
+{
+	stop();
+	if (thread_.joinable())
+		thread_.join();
+	if (wakeFd_ >= 0)
+		::close(wakeFd_);
+}
+
+void DeviceLink::stop()
 {
 	{
 		std::lock_guard lock(mutex_);
 		stop_ = true;
 	}
-	signal(wakeFd_);
-	thread_.join();
-	::close(wakeFd_);
+	if (wakeFd_ >= 0)
+		signal(wakeFd_);
 }
 
 void DeviceLink::setRequested(uint64_t bytes, std::function<void(const Status &)> done)
 {
 	{
 		std::lock_guard lock(mutex_);
-		jobs_.push_back(Job{bytes, std::move(done)});
+		// Sets not started yet are one: the newest target, and every
+		// request waiting on it is answered with its result.
+		if (jobs_.empty())
+			jobs_.emplace_back();
+		jobs_.back().bytes = bytes;
+		jobs_.back().done.push_back(std::move(done));
 	}
 	signal(wakeFd_);
 }
@@ -103,6 +117,12 @@ void DeviceLink::run()
 	for (;;) {
 		if (!driver_->connected())
 			connect(warned);
+		// Events also come in with a command's answer and while the
+		// state is read: take them all before sleeping.
+		while (driver_->connected() && driver_->takeEvents())
+			refresh();
+		if (!driver_->connected())
+			lost("the connection to its hypervisor ended (QEMU stopped or restarted?)");
 		pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {driver_->eventFd(), POLLIN, 0}};
 		const bool up = driver_->connected();
 		::poll(fds, up ? 2 : 1, up ? -1 : reconnectMs);
@@ -121,43 +141,62 @@ void DeviceLink::run()
 			                                                  "hypervisor now; try again"});
 			if (driver_->connected())
 				refresh();
-			mailbox_.post([done = std::move(job.done), result] { done(result); });
-		}
-		// Events also come in with a command's answer: look after every round.
-		if (driver_->connected() && driver_->takeEvents())
-			refresh();
-		if (!driver_->connected() && up) {
-			logWarning(name_ + ": the connection to its hypervisor ended (QEMU stopped or restarted?); "
-			                   "reconnecting");
-			mailbox_.post([this] {
-				state_.reset();
-				changed_();
-			});
+			for (auto &done : job.done)
+				mailbox_.post([done = std::move(done), result] { done(result); });
 		}
 	}
 }
 
 void DeviceLink::connect(bool &warned)
 {
-	if (auto s = driver_->connect(); !s) {
-		if (!warned)
-			logWarning(name_ + ": " + s.error().message + "; retrying every second");
-		warned = true;
-		return;
+	auto s = driver_->connect();
+	if (s) {
+		auto st = driver_->state();
+		if (st) {
+			logInfo(name_ + ": connected to its device");
+			warned = false;
+			down_ = false;
+			publish(*st);
+			return;
+		}
+		s = st.error();
+		driver_->disconnect();
 	}
-	logInfo(name_ + ": connected to its device");
-	warned = false;
-	refresh();
+	if (!warned)
+		logWarning(name_ + ": " + s.error().message + "; retrying every second");
+	warned = true;
 }
 
-// Reads the device's state and hands it to the loop's thread.
+// Reads the device's state and hands it to the loop's thread.  A device
+// that cannot be read is out of reach: the connection is made again.
 void DeviceLink::refresh()
 {
 	auto s = driver_->state();
-	if (!s)
-		logWarning(name_ + ": cannot read the device: " + s.error().message);
-	mailbox_.post([this, s = s ? std::optional(*s) : std::nullopt] {
+	if (s) {
+		publish(*s);
+		return;
+	}
+	driver_->disconnect();
+	lost("cannot read the device: " + s.error().message);
+}
+
+void DeviceLink::publish(const DeviceState &s)
+{
+	mailbox_.post([this, s] {
 		state_ = s;
+		changed_();
+	});
+}
+
+// The driver went down: the loop's thread forgets the state, once.
+void DeviceLink::lost(const std::string &why)
+{
+	if (down_)
+		return;
+	down_ = true;
+	logWarning(name_ + ": " + why + "; reconnecting");
+	mailbox_.post([this] {
+		state_.reset();
 		changed_();
 	});
 }

@@ -47,34 +47,43 @@ class DeviceLink
 public:
 	// `changed` runs on the loop's thread whenever state() changed.
 	DeviceLink(std::string name, std::unique_ptr<Driver> driver, Mailbox &mailbox, std::function<void()> changed);
-	~DeviceLink();
+	~DeviceLink(); // waits for a command under way (each is limited by the driver)
 	DeviceLink(const DeviceLink &) = delete;
 	DeviceLink &operator=(const DeviceLink &) = delete;
+
+	// False when the link could not be set up (no eventfd): it does nothing.
+	bool ok() const { return thread_.joinable(); }
+	// Tells the thread to end after the command under way; the destructor
+	// waits for it.  Many links stop faster stopped first, then destroyed.
+	void stop();
 
 	// The device as last read; nullopt while the driver is not connected.
 	// Loop thread only.
 	const std::optional<DeviceState> &state() const { return state_; }
 	// Sets the requested size; `done` runs on the loop's thread with the
-	// result, after state() was read again.  Sets run in order.
+	// result, after state() was read again.  Sets run in order; those not
+	// started yet are merged into one, to the newest size.
 	void setRequested(uint64_t bytes, std::function<void(const Status &)> done);
 
 private:
 	void run();
 	void connect(bool &warned);
 	void refresh();
-	void wake();
+	void publish(const DeviceState &s);
+	void lost(const std::string &why);
 
 	std::string name_; // "vm NAME"
 	std::unique_ptr<Driver> driver_;
 	Mailbox &mailbox_;
 	std::function<void()> changed_;
 	std::optional<DeviceState> state_; // the loop's copy
+	bool down_ = true;                 // the thread's: not connected since lost() or the start
 
 	int wakeFd_ = -1; // an eventfd: a job or stop
 	std::mutex mutex_;
 	struct Job {
-		uint64_t bytes;
-		std::function<void(const Status &)> done;
+		uint64_t bytes = 0;
+		std::vector<std::function<void(const Status &)>> done;
 	};
 	std::deque<Job> jobs_;
 	bool stop_ = false;

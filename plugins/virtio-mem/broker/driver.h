@@ -22,6 +22,7 @@ public:
 	virtual ~Driver() = default;
 	// (Re)connects; Ok once the device can be read and set.
 	virtual Status connect() = 0;
+	virtual void disconnect() = 0;
 	virtual bool connected() const = 0;
 	// The device's block, size and requested size (min and max are the
 	// broker's, from its config).

@@ -20,6 +20,7 @@ public:
 	explicit QmpDriver(const VmConfig &vm) : path_(vm.qmp), device_(vm.device) {}
 
 	Status connect() override { return qmp_.connect(path_, qmpTimeout); }
+	void disconnect() override { qmp_.close(); }
 	bool connected() const override { return qmp_.connected(); }
 
 	Result<DeviceState> state() override
