@@ -15,7 +15,7 @@ namespace vmrd::vmem {
 
 namespace {
 
-void signal(int fd)
+void poke(int fd)
 {
 	const uint64_t one = 1;
 	[[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
@@ -53,7 +53,7 @@ void Mailbox::post(std::function<void()> f)
 		std::lock_guard lock(mutex_);
 		queue_.push_back(std::move(f));
 	}
-	signal(fd_);
+	poke(fd_);
 }
 
 void Mailbox::run()
@@ -93,7 +93,7 @@ void DeviceLink::stop()
 		stop_ = true;
 	}
 	if (wakeFd_ >= 0)
-		signal(wakeFd_);
+		poke(wakeFd_);
 }
 
 void DeviceLink::setRequested(uint64_t bytes, std::function<void(const Status &)> done)
@@ -107,7 +107,7 @@ void DeviceLink::setRequested(uint64_t bytes, std::function<void(const Status &)
 		jobs_.back().bytes = bytes;
 		jobs_.back().done.push_back(std::move(done));
 	}
-	signal(wakeFd_);
+	poke(wakeFd_);
 }
 
 // The link's thread.
