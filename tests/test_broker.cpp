@@ -2,6 +2,7 @@
 // Tests of the guest <-> broker protocol, the broker's grant rule, its request handling and its config, and of the
 // guest plugin against a scripted broker.
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "device_link.h"
 #include "protocol.h"
 #include "raw_backend.h"
 #include "temp_dir.h"
@@ -24,25 +26,31 @@ constexpr uint64_t MiB = 1ull << 20;
 constexpr uint64_t GiB = 1ull << 30;
 
 // A device that records what the broker did to it.
-class FakeDevice : public Device
-{
-public:
+struct FakeDevice {
 	DeviceState s{2 * MiB, 0, 0, 0, 0};
 	int sets = 0;
-	bool broken = false;
-	Result<DeviceState> state() override
-	{
-		if (broken)
-			return Error{-ECONNRESET, "QMP: QEMU closed the connection"};
-		return s;
-	}
-	Status setRequested(uint64_t bytes) override
-	{
-		sets++;
-		s.requested = bytes;
-		return Ok{};
-	}
+	bool broken = false;   // out of reach
+	bool setFails = false; // the hypervisor refuses the set
+	std::optional<DeviceState> state() const { return broken ? std::nullopt : std::optional(s); }
 };
+
+// A line through the session as the broker's loop takes it: the reply
+// now, or the set and then the reply.
+std::string ask(VmSession &session, FakeDevice &d, const std::string &line, bool tooLong, uint64_t spare,
+                unsigned growers, VmSession::Clock::time_point now)
+{
+	auto h = session.handle(line, tooLong, d.state(), spare, growers, now);
+	if (!h.set)
+		return h.reply;
+	Status result = Ok{};
+	if (d.setFails) {
+		result = Error{-EREMOTEIO, "QMP qom-set: GenericError: no"};
+	} else {
+		d.sets++;
+		d.s.requested = *h.set;
+	}
+	return session.finish(h.id, *h.set, result, d.state(), now);
+}
 
 VmConfig vm(uint64_t min = 0, uint64_t max = 4 * GiB)
 {
@@ -259,11 +267,11 @@ TEST(Session, MalformedRequestsNeverReachTheDevice)
 	VmSession s(vm(), 1000);
 	FakeDevice d;
 	for (const char *line : {"{", "{\"v\":1,\"id\":5,\"type\":\"resize\",\"target\":-1}", "\x01\x02"}) {
-		auto reply = parseReply(s.handle(line, false, &d, 100 * GiB, 1, t0));
+		auto reply = parseReply(ask(s, d, line, false, 100 * GiB, 1, t0));
 		ASSERT_TRUE(reply);
 		EXPECT_FALSE(reply->ok);
 	}
-	auto reply = parseReply(s.handle("", true, &d, 100 * GiB, 1, t0));
+	auto reply = parseReply(ask(s, d, "", true, 100 * GiB, 1, t0));
 	ASSERT_TRUE(reply);
 	EXPECT_EQ(reply->error, "too-long");
 	EXPECT_EQ(d.sets, 0);
@@ -273,8 +281,8 @@ TEST(Session, ResizeIsClampedAndAnsweredWithTheState)
 {
 	VmSession s(vm(0, 1 * GiB), 1000);
 	FakeDevice d;
-	auto reply = parseReply(
-	        s.handle(formatRequest({Request::Kind::Resize, 9, 1ull << 49}), false, &d, 100 * GiB, 1, t0));
+	auto reply =
+	        parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 9, 1ull << 49}), false, 100 * GiB, 1, t0));
 	ASSERT_TRUE(reply);
 	EXPECT_TRUE(reply->ok);
 	EXPECT_EQ(reply->id, 9u);
@@ -284,10 +292,10 @@ TEST(Session, ResizeIsClampedAndAnsweredWithTheState)
 	// The device stopped short: the same target is set again, which makes
 	// the guest driver retry at once.
 	d.s.size = 512 * MiB;
-	s.handle(formatRequest({Request::Kind::Resize, 10, 1 * GiB}), false, &d, 100 * GiB, 1, t0);
+	ask(s, d, formatRequest({Request::Kind::Resize, 10, 1 * GiB}), false, 100 * GiB, 1, t0);
 	EXPECT_EQ(d.sets, 2);
 	d.s.size = 1 * GiB;
-	s.handle(formatRequest({Request::Kind::Resize, 11, 1 * GiB}), false, &d, 100 * GiB, 1, t0);
+	ask(s, d, formatRequest({Request::Kind::Resize, 11, 1 * GiB}), false, 100 * GiB, 1, t0);
 	EXPECT_EQ(d.sets, 2) << "nothing to do once converged";
 }
 
@@ -297,8 +305,8 @@ TEST(Session, FloodsAreRateLimited)
 	FakeDevice d;
 	int refused = 0;
 	for (int i = 0; i < 100; i++) {
-		auto reply = parseReply(s.handle(formatRequest({Request::Kind::Resize, 1, 8 * GiB}), false, &d,
-		                                 100 * GiB, 1, t0 + std::chrono::milliseconds(i)));
+		auto reply = parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 1, 8 * GiB}), false, 100 * GiB,
+		                            1, t0 + std::chrono::milliseconds(i)));
 		ASSERT_TRUE(reply);
 		if (!reply->ok) {
 			EXPECT_EQ(reply->error, "rate-limited");
@@ -309,7 +317,7 @@ TEST(Session, FloodsAreRateLimited)
 	EXPECT_EQ(refused, 90);
 	EXPECT_LE(d.s.requested, 4 * GiB);
 	// A second later the bucket has refilled.
-	EXPECT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, &d, 0, 1, t0 + 2s))->ok);
+	EXPECT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 2, 0}), false, 0, 1, t0 + 2s))->ok);
 }
 
 // Three bursts within 0.91 s: a token bucket let 19 through at 10 per
@@ -322,7 +330,7 @@ TEST(Session, NoSecondSeesMoreThanTheRate)
 	for (auto burst : {0ms, 450ms, 910ms, 1000ms, 1400ms})
 		for (int i = 0; i < 10; i++) {
 			const auto t = t0 + burst + std::chrono::microseconds(i);
-			if (parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t))->ok)
+			if (parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t))->ok)
 				granted.push_back(t);
 		}
 	EXPECT_EQ(granted.size(), 20u) << "10 at 0 s and 10 from 1 s on";
@@ -337,12 +345,12 @@ TEST(Session, RefusalsCarryTheIdAndTheState)
 	VmSession s(vm(0, 2 * GiB), 100);
 	FakeDevice d;
 	d.s.size = d.s.requested = 256 * MiB;
-	ASSERT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0))->ok);
+	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t0))->ok);
 	d.broken = true; // a refusal does not ask the device
 	for (const char *line :
 	     {"{\"v\":1,\"id\":4,\"type\":\"status\"}", "{\"v\":1,\"id\":4,\"type\":\"resize\",\"target\":\"1G\"}",
 	      "{\"v\":2,\"id\":4,\"type\":\"hello\"}"}) {
-		auto reply = parseReply(s.handle(line, false, &d, 0, 1, t0));
+		auto reply = parseReply(ask(s, d, line, false, 0, 1, t0));
 		ASSERT_TRUE(reply) << line;
 		EXPECT_FALSE(reply->ok) << line;
 		EXPECT_EQ(reply->id, 4u) << line;
@@ -351,7 +359,7 @@ TEST(Session, RefusalsCarryTheIdAndTheState)
 		EXPECT_EQ(reply->state.max, 2 * GiB) << line;
 		EXPECT_EQ(reply->state.blockSize, 2 * MiB) << line;
 	}
-	auto reply = parseReply(s.handle("{\"v\":1,\"id\":-4,\"type\":\"hello\"}", false, &d, 0, 1, t0));
+	auto reply = parseReply(ask(s, d, "{\"v\":1,\"id\":-4,\"type\":\"hello\"}", false, 0, 1, t0));
 	EXPECT_EQ(reply->id, 0u) << "no valid id";
 }
 
@@ -363,7 +371,7 @@ TEST(Session, AFloodOfBadLinesIsNotAFloodOfLogLines)
 	FakeDevice d;
 	testing::internal::CaptureStderr();
 	for (int i = 0; i < 20000; i++)
-		s.handle("garbage", false, &d, 0, 1, t0 + std::chrono::milliseconds(i));
+		ask(s, d, "garbage", false, 0, 1, t0 + std::chrono::milliseconds(i));
 	s.warnings().flush(t0 + 30s);
 	const std::string log = testing::internal::GetCapturedStderr();
 	const auto lines = std::count(log.begin(), log.end(), '\n');
@@ -375,16 +383,41 @@ TEST(Session, AFloodOfBadLinesIsNotAFloodOfLogLines)
 	        << log.substr(0, 2000);
 }
 
-TEST(Session, QmpTroubleIsAnErrorReply)
+TEST(Session, HypervisorTroubleIsAnErrorReply)
 {
 	VmSession s(vm(), 100);
 	FakeDevice d;
 	d.broken = true;
-	auto reply = parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0));
+	auto reply = parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t0));
 	ASSERT_TRUE(reply);
 	EXPECT_EQ(reply->error, "host-error");
-	reply = parseReply(s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, nullptr, 0, 1, t0));
+	EXPECT_EQ(reply->id, 1u);
+	d.broken = false;
+	d.setFails = true;
+	reply = parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 2, GiB}), false, 100 * GiB, 1, t0));
 	EXPECT_EQ(reply->error, "host-error");
+	EXPECT_EQ(reply->id, 2u);
+	EXPECT_NE(reply->message.find("GenericError"), std::string::npos) << reply->message;
+	EXPECT_EQ(s.requested(), 0u) << "a set that failed is not counted in the budget";
+}
+
+// Sets run on the VM's own thread: a second request that comes while the
+// first one's set is under way is decided on what that set will leave.
+TEST(Session, RequestsWhileASetIsUnderWay)
+{
+	VmSession s(vm(), 100);
+	FakeDevice d;
+	auto first = s.handle(formatRequest({Request::Kind::Resize, 1, GiB}), false, d.state(), 100 * GiB, 1, t0);
+	ASSERT_EQ(first.set, GiB);
+	EXPECT_EQ(s.requested(), GiB) << "counted in the budget at once";
+	auto second = s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, d.state(), 100 * GiB, 1, t0);
+	ASSERT_FALSE(second.set);
+	EXPECT_EQ(parseReply(second.reply)->state.requested, GiB);
+	d.s.requested = GiB;
+	auto reply = parseReply(s.finish(1, GiB, Ok{}, d.state(), t0));
+	EXPECT_TRUE(reply->ok);
+	EXPECT_EQ(reply->id, 1u);
+	EXPECT_EQ(reply->state.requested, GiB);
 }
 
 TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
@@ -392,30 +425,30 @@ TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
 	VmSession s(vm(0, 4 * GiB), 1000);
 	FakeDevice d;
 	// What a reply told the guest is not told again.
-	ASSERT_TRUE(parseReply(s.handle(formatRequest({Request::Kind::Hello, 1, 0}), false, &d, 0, 1, t0))->ok);
-	EXPECT_EQ(s.notice(&d, t0), "");
+	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t0))->ok);
+	EXPECT_EQ(s.notice(d.state(), t0), "");
 	// The device grew behind the guest's back (someone else's qom-set).
 	d.s.size = d.s.requested = 1 * GiB;
-	auto first = s.notice(&d, t0);
+	auto first = s.notice(d.state(), t0);
 	auto m = parseBrokerMessage(first);
 	ASSERT_TRUE(m) << first;
 	EXPECT_EQ(m->kind, BrokerMessage::Kind::Size);
 	EXPECT_EQ(m->notice.state.size, 1 * GiB);
 	EXPECT_EQ(m->notice.state.max, 4 * GiB) << "the range the host allows, as in a reply";
-	EXPECT_EQ(s.notice(&d, t0), "") << "unchanged: nothing to tell";
+	EXPECT_EQ(s.notice(d.state(), t0), "") << "unchanged: nothing to tell";
 	// The broker waits for the gap, then tells the latest state once.
 	EXPECT_EQ(s.nextNoticeAt(), t0 + VmSession::noticeGap);
 	d.s.size = 1 * GiB + 2 * MiB;
 	d.s.size = 1 * GiB + 4 * MiB;
-	m = parseBrokerMessage(s.notice(&d, s.nextNoticeAt()));
+	m = parseBrokerMessage(s.notice(d.state(), s.nextNoticeAt()));
 	ASSERT_TRUE(m);
 	EXPECT_EQ(m->notice.state.size, 1 * GiB + 4 * MiB);
 	// A guest that reconnected is told again; QMP trouble tells nothing.
 	s.forget();
-	EXPECT_NE(s.notice(&d, t0 + 1s), "");
+	EXPECT_NE(s.notice(d.state(), t0 + 1s), "");
 	s.forget();
 	d.broken = true;
-	EXPECT_EQ(s.notice(&d, t0 + 2s), "");
+	EXPECT_EQ(s.notice(d.state(), t0 + 2s), "");
 }
 
 TEST(GuestPlugin, SizeNoticesReachTheStateWithoutARoundTrip)
@@ -555,4 +588,77 @@ TEST(BrokerConfig, ShippedExampleLoads)
 	auto c = loadBrokerConfig(VMRD_BROKER_CONFIG);
 	ASSERT_TRUE(c) << c.error().message;
 	EXPECT_EQ(c->vms.size(), 1u);
+}
+
+namespace {
+
+// A driver whose sets wait until the test lets them go.
+class GatedDriver : public Driver
+{
+public:
+	std::mutex mutex;
+	std::condition_variable cv;
+	bool open = false, waiting = false;
+	std::vector<uint64_t> sets;
+	DeviceState s{2 * MiB, 0, 0, 0, 0};
+
+	Status connect() override { return Ok{}; }
+	void disconnect() override {}
+	bool connected() const override { return true; }
+	Result<DeviceState> state() override
+	{
+		std::lock_guard lock(mutex);
+		return s;
+	}
+	Status setRequested(uint64_t bytes) override
+	{
+		std::unique_lock lock(mutex);
+		waiting = true;
+		cv.notify_all();
+		cv.wait(lock, [&] { return open; });
+		sets.push_back(bytes);
+		s.requested = s.size = bytes;
+		return Ok{};
+	}
+	int eventFd() const override { return -1; }
+	bool takeEvents() override { return false; }
+};
+
+} // namespace
+
+// Resizes asked while a set is under way are merged into one set, to the
+// newest size, and every one of them is answered.
+TEST(DeviceLink, SetsAskedMeanwhileAreMergedAndAllAnswered)
+{
+	EventLoop loop;
+	Mailbox mailbox(loop);
+	auto owned = std::make_unique<GatedDriver>();
+	GatedDriver &driver = *owned;
+	DeviceLink link("vm test", std::move(owned), mailbox, [] {});
+	ASSERT_TRUE(link.ok());
+	int answered = 0;
+	auto done = [&](const Status &s) {
+		EXPECT_TRUE(s);
+		if (++answered == 4)
+			loop.stop();
+	};
+	link.setRequested(2 * MiB, done);
+	{
+		std::unique_lock lock(driver.mutex); // the first set is under way, held at the gate
+		driver.cv.wait(lock, [&] { return driver.waiting; });
+	}
+	for (uint64_t mib : {4, 6, 8})
+		link.setRequested(mib * MiB, done);
+	{
+		std::lock_guard lock(driver.mutex);
+		driver.open = true;
+	}
+	driver.cv.notify_all();
+	auto timeout = loop.addTimer([&] { loop.stop(); });
+	loop.setTimer(timeout, std::chrono::steady_clock::now() + 10s);
+	loop.run();
+	EXPECT_EQ(answered, 4);
+	link.stop();
+	std::lock_guard lock(driver.mutex);
+	EXPECT_EQ(driver.sets, (std::vector<uint64_t>{2 * MiB, 8 * MiB}));
 }

@@ -12,7 +12,6 @@
 
 #include "log.h"
 #include "protocol.h"
-#include "qmp.h"
 #include "result.h"
 #include "warnings.h"
 
@@ -40,16 +39,6 @@ struct BrokerConfig {
 Result<BrokerConfig> parseBrokerConfig(const std::string &text, const std::string &file);
 Result<BrokerConfig> loadBrokerConfig(const std::string &path);
 
-// The VM's device, as far as the broker is concerned.  QMP in the broker,
-// a fake in unit tests.
-class Device
-{
-public:
-	virtual ~Device() = default;
-	virtual Result<DeviceState> state() = 0;
-	virtual Status setRequested(uint64_t bytes) = 0;
-};
-
 // What a resize request gets: the new requested-size and why it differs
 // from what was asked.  Pure.
 //  - The target is clamped to the VM's [min, max] and to the device block
@@ -64,7 +53,9 @@ struct Grant {
 };
 Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers);
 
-// Per-VM request handling, independent of sockets: one line in, one reply out.
+// Per-VM request handling, independent of sockets and of the device's
+// driver: one line in, a reply out, now or once the device's requested size
+// is set.
 class VmSession
 {
 public:
@@ -77,30 +68,44 @@ public:
 	const VmConfig &config() const { return config_; }
 	// This VM's warnings, rate-limited.
 	Warnings &warnings() { return warnings_; }
-	// Handles one complete line from the guest (tooLong: it was cut) and
-	// returns the reply line.  Never throws, never touches the device for a
-	// malformed or rate-limited request.  Every reply, a refusal too,
-	// carries the request's id when the line has a valid one, and the
-	// device's state as last read.
-	std::string handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
+	// What a line from the guest asks of the loop: to send `reply` now, or
+	// to set the device's requested size to `set` first and then send what
+	// finish() says.
+	struct Handled {
+		std::string reply;
+		std::optional<uint64_t> set;
+		uint64_t id = 0;
+	};
+	// Handles one complete line from the guest (tooLong: it was cut);
+	// `device`: its state as last read, nullopt while the broker cannot
+	// reach it.  Never throws, never sets anything for a malformed or
+	// rate-limited request.  Every reply, a refusal too, carries the
+	// request's id when the line has a valid one, and the device's state.
+	Handled handle(const std::string &line, bool tooLong, const std::optional<DeviceState> &device, uint64_t spare,
+	               unsigned growers, Clock::time_point now);
+	// The reply to request `id` once setting `target` gave `result`;
+	// `device` was read after it.
+	std::string finish(uint64_t id, uint64_t target, const Status &result, const std::optional<DeviceState> &device,
 	                   Clock::time_point now);
 	// Size notices (see protocol.h), coalesced to at most one per noticeGap.
 	static constexpr std::chrono::milliseconds noticeGap{250};
 	Clock::time_point nextNoticeAt() const { return lastNotice_ + noticeGap; }
 	// The notice line when the device's state differs from what the guest was
-	// last told by a reply or a notice, else "" (also when QMP fails: the
-	// reconnect asks again).  The caller waits for nextNoticeAt() first.
-	std::string notice(Device *device, Clock::time_point now);
+	// last told by a reply or a notice, else "" (also while the device is
+	// out of reach: the reconnect reads it again).  The caller waits for
+	// nextNoticeAt() first.
+	std::string notice(const std::optional<DeviceState> &device, Clock::time_point now);
 	// The guest was told nothing yet (its channel reconnected, a notice was lost).
 	void forget() { told_.reset(); }
 	// When this VM last asked to grow.
 	std::optional<Clock::time_point> lastGrowRequest() const { return lastGrow_; }
-	// The requested-size the broker set last (for the budget).
+	// The requested-size the broker set last, or is setting (for the budget).
 	uint64_t requested() const { return requested_; }
 
 private:
 	bool admit(Clock::time_point now);
 	std::string refuse(Reply &reply, const std::string &code, const std::string &message, Clock::time_point now);
+	DeviceState withRange(DeviceState s) const;
 
 	VmConfig config_;
 	unsigned rate_;
@@ -108,6 +113,7 @@ private:
 	Warnings warnings_;
 	std::optional<Clock::time_point> lastGrow_;
 	uint64_t requested_ = 0;
+	unsigned setting_ = 0;             // sets asked for and not finished
 	std::optional<DeviceState> known_; // as last read from the device
 	std::optional<DeviceState> told_;
 	Clock::time_point lastNotice_{};

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// vmrd-broker's event loop: each VM's QMP and guest channel sockets, reconnects, size notices and signals.
+// vmrd-broker's event loop: each VM's guest channel, its device link, reconnects, size notices and signals.
 #include "broker.h"
+#include "device_link.h"
 
 #include <algorithm>
 #include <csignal>
@@ -23,42 +24,28 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr auto growerWindow = 10s;  // a VM that asked to grow this recently competes for the spare
-constexpr auto reconnectEvery = 1s; // to a QMP or channel socket that is down
-constexpr auto qmpTimeout = 2000ms;
+constexpr auto reconnectEvery = 1s; // to a channel socket that is down
 
-// A VM's two connections: QMP to its QEMU and the guest channel socket.
-class QmpDevice : public Device
+// The signals the loop takes from its signalfd.  runBroker() blocks them
+// before the links' threads start, which inherit the mask.
+sigset_t handledSignals()
 {
-public:
-	QmpDevice(Qmp &qmp, const std::string &device) : qmp_(qmp), device_(device) {}
-	Result<DeviceState> state() override
-	{
-		DeviceState s;
-		auto size = qmp_.getSize(device_, "size");
-		auto requested = size ? qmp_.getSize(device_, "requested-size") : size;
-		auto block = requested ? qmp_.getSize(device_, "block-size") : requested;
-		if (!block)
-			return block.error();
-		s.size = *size;
-		s.requested = *requested;
-		s.blockSize = *block;
-		return s;
-	}
-	Status setRequested(uint64_t bytes) override { return qmp_.setRequestedSize(device_, bytes); }
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	return set;
+}
 
-private:
-	Qmp &qmp_;
-	std::string device_;
-};
+// A VM: its guest channel here, its device through a link of its own.
 struct Vm {
 	std::unique_ptr<VmSession> session;
-	Qmp qmp;
-	// The fd the loop watches for QMP: the client closes its socket itself
-	// on an error, and the watch must go before the number is reused.
-	int qmpWatched = -1;
+	std::unique_ptr<DeviceLink> device;
 	int channel = -1;
+	unsigned connection = 0; // counts the channel's connections: a late reply goes to the one it answers
 	LineReader reader;
-	bool warnedQmp = false, warnedChannel = false;
+	bool warnedChannel = false;
 	bool noticeDue = false;           // the device may have changed: tell the guest when the gap allows
 	EventLoop::Timer noticeTimer = 0; // when the gap allows the next notice
 };
@@ -82,8 +69,9 @@ int connectUnix(const std::string &path)
 	return fd;
 }
 
-// Every VM's sockets on one event loop.  All of it runs on the loop's
-// thread; a QMP command blocks it for at most qmpTimeout.
+// Every VM's guest channel on one event loop; each VM's device is driven
+// from a thread of its own (DeviceLink), which reports through the
+// mailbox, so nothing here waits for a hypervisor.
 class Broker
 {
 public:
@@ -95,13 +83,10 @@ private:
 	void onSignal();
 	void onTick();
 	void reconnect();
-	void connectQmp(size_t i);
-	void connectChannel(size_t i);
+	void connectChannel(Vm &vm);
 	void closeChannel(Vm &vm);
-	void onQmp(Vm &vm);
 	void onChannel(Vm &vm);
-	void followQmp(Vm &vm);
-	void unwatchClosedQmp(Vm &vm);
+	void send(Vm &vm, const std::string &line, const char *what);
 	void sendNotice(Vm &vm);
 	uint64_t spare();
 	unsigned growers(const Vm &asking, VmSession::Clock::time_point now) const;
@@ -109,8 +94,9 @@ private:
 
 	const BrokerConfig &config_;
 	ProcFile meminfo_;
-	std::vector<Vm> vms_;
 	EventLoop loop_;
+	Mailbox mailbox_{loop_};
+	std::vector<std::unique_ptr<Vm>> vms_; // before the mailbox goes: links post to it
 	int signalFd_ = -1;
 	EventLoop::Timer tickTimer_ = 0;
 	TimePoint nextTick_;
@@ -120,32 +106,41 @@ private:
 	std::string lastStatus_;
 };
 
-Broker::Broker(const BrokerConfig &config, ProcFile meminfo)
-    : config_(config), meminfo_(std::move(meminfo)), vms_(config.vms.size())
+Broker::Broker(const BrokerConfig &config, ProcFile meminfo) : config_(config), meminfo_(std::move(meminfo))
 {
-	for (size_t i = 0; i < vms_.size(); i++)
-		vms_[i].session = std::make_unique<VmSession>(config.vms[i], config.requestsPerSecond);
+	for (const VmConfig &c : config.vms) {
+		auto vm = std::make_unique<Vm>();
+		vm->session = std::make_unique<VmSession>(c, config.requestsPerSecond);
+		Vm &v = *vm;
+		// A new state (connected, size changed, or lost) is to be told to
+		// the guest; the first one lets its channel connect.
+		vm->device = std::make_unique<DeviceLink>("vm " + c.name, makeQmpDriver(c), mailbox_, [this, &v] {
+			v.noticeDue = true;
+			if (v.channel < 0 && v.device->state())
+				connectChannel(v);
+		});
+		vms_.push_back(std::move(vm));
+	}
 }
 
 Broker::~Broker()
 {
+	// All at once: each waits for its command under way.
 	for (auto &vm : vms_)
-		if (vm.channel >= 0)
-			::close(vm.channel);
+		vm->device->stop();
+	for (auto &vm : vms_)
+		if (vm->channel >= 0)
+			::close(vm->channel);
 	if (signalFd_ >= 0)
 		::close(signalFd_);
 }
 
 int Broker::run()
 {
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGPIPE);
-	sigprocmask(SIG_BLOCK, &mask, nullptr);
-	signalFd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (signalFd_ < 0 || !loop_.ok()) {
+	const sigset_t signals = handledSignals();
+	signalFd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	const bool linked = std::all_of(vms_.begin(), vms_.end(), [](const auto &vm) { return vm->device->ok(); });
+	if (signalFd_ < 0 || !loop_.ok() || !mailbox_.ok() || !linked) {
 		logError(std::string("cannot set up the event loop: ") + std::strerror(errno));
 		return 1;
 	}
@@ -157,11 +152,11 @@ int Broker::run()
 	nextTick_ = VmSession::Clock::now() + reconnectEvery;
 	loop_.setTimer(tickTimer_, nextTick_);
 	for (auto &vm : vms_)
-		vm.noticeTimer = loop_.addTimer([this, &vm] { sendNotice(vm); });
+		vm->noticeTimer = loop_.addTimer([this, &v = *vm] { sendNotice(v); });
 	// Whatever a round of handlers did may have made a notice due.
 	loop_.afterEach([this] {
 		for (auto &vm : vms_)
-			sendNotice(vm);
+			sendNotice(*vm);
 	});
 	watchdog_ = watchdogInterval().has_value();
 
@@ -198,47 +193,23 @@ void Broker::onTick()
 	loop_.setTimer(tickTimer_, nextTick_);
 	reconnect();
 	for (auto &vm : vms_)
-		vm.session->warnings().flush(now);
+		vm->session->warnings().flush(now);
 	notifyStatus();
 	if (watchdog_)
 		notifySystemd("WATCHDOG=1");
 }
 
+// A guest channel connects once the device was read, so that the guest's
+// first request finds it.
 void Broker::reconnect()
 {
-	for (size_t i = 0; i < vms_.size(); i++) {
-		if (!vms_[i].qmp.connected())
-			connectQmp(i);
-		if (vms_[i].channel < 0)
-			connectChannel(i);
-	}
+	for (auto &vm : vms_)
+		if (vm->channel < 0 && vm->device->state())
+			connectChannel(*vm);
 }
 
-void Broker::connectQmp(size_t i)
+void Broker::connectChannel(Vm &vm)
 {
-	Vm &vm = vms_[i];
-	const VmConfig &c = vm.session->config();
-	unwatchClosedQmp(vm);
-	if (auto s = vm.qmp.connect(c.qmp, qmpTimeout); !s) {
-		if (!vm.warnedQmp)
-			logWarning("vm " + c.name + ": " + s.error().message + "; retrying every second");
-		vm.warnedQmp = true;
-		return;
-	}
-	if (auto w = loop_.add(vm.qmp.fd(), EPOLLIN, [this, &vm](uint32_t) { onQmp(vm); }); !w) {
-		logError("vm " + c.name + ": cannot watch QMP: " + w.error().message + "; retrying every second");
-		vm.qmp.close();
-		return;
-	}
-	vm.qmpWatched = vm.qmp.fd();
-	logInfo("vm " + c.name + ": QMP connected on " + c.qmp);
-	vm.warnedQmp = false;
-	vm.noticeDue = true; // QEMU may have restarted with another size
-}
-
-void Broker::connectChannel(size_t i)
-{
-	Vm &vm = vms_[i];
 	const VmConfig &c = vm.session->config();
 	const int fd = connectUnix(c.channel);
 	if (fd < 0) {
@@ -255,6 +226,7 @@ void Broker::connectChannel(size_t i)
 		return;
 	}
 	vm.channel = fd;
+	vm.connection++;
 	logInfo("vm " + c.name + ": guest channel connected on " + c.channel);
 	vm.warnedChannel = false;
 	vm.reader.clear();
@@ -267,30 +239,6 @@ void Broker::closeChannel(Vm &vm)
 	loop_.remove(vm.channel);
 	::close(vm.channel);
 	vm.channel = -1;
-}
-
-// After anything that talked to QEMU: the client may have closed the socket.
-void Broker::unwatchClosedQmp(Vm &vm)
-{
-	if (vm.qmpWatched < 0 || vm.qmp.fd() == vm.qmpWatched)
-		return;
-	loop_.remove(vm.qmpWatched);
-	vm.qmpWatched = -1;
-}
-
-// Reads QEMU's events: a size change is to be told to the guest.
-void Broker::followQmp(Vm &vm)
-{
-	const VmConfig &c = vm.session->config();
-	if (!vm.qmp.drain())
-		logWarning("vm " + c.name + ": QEMU closed QMP (stopped or restarted?); reconnecting");
-	vm.noticeDue |= vm.qmp.takeSizeChange(c.device);
-}
-
-void Broker::onQmp(Vm &vm)
-{
-	followQmp(vm);
-	unwatchClosedQmp(vm);
 }
 
 void Broker::onChannel(Vm &vm)
@@ -307,25 +255,40 @@ void Broker::onChannel(Vm &vm)
 	}
 	vm.reader.feed(std::string_view(buf, static_cast<size_t>(got)));
 	while (auto line = vm.reader.next()) {
-		QmpDevice device(vm.qmp, c.device);
 		const auto now = VmSession::Clock::now();
-		std::string reply =
-		        vm.session->handle(line->text, line->tooLong, vm.qmp.connected() ? &device : nullptr, spare(),
-		                           growers(vm, now), now);
-		if (::send(vm.channel, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			vm.session->warnings().warn(std::string("reply not delivered: ") + std::strerror(errno), now);
+		auto h = vm.session->handle(line->text, line->tooLong, vm.device->state(), spare(), growers(vm, now),
+		                            now);
+		if (!h.set) {
+			send(vm, h.reply, "reply");
+			continue;
+		}
+		vm.device->setRequested(*h.set, [this, &vm, id = h.id, target = *h.set,
+		                                 connection = vm.connection](const Status &result) {
+			const auto reply =
+			        vm.session->finish(id, target, result, vm.device->state(), VmSession::Clock::now());
+			if (connection == vm.connection) // else the guest reconnected and asks again
+				send(vm, reply, "reply");
+		});
 	}
-	// Events QEMU sent while the broker waited for its answers.
-	if (vm.qmp.connected())
-		followQmp(vm);
-	unwatchClosedQmp(vm);
+}
+
+// To the guest, if its channel is up; a guest that does not read its
+// channel costs a few rate-limited warnings.
+void Broker::send(Vm &vm, const std::string &line, const char *what)
+{
+	if (vm.channel < 0 || ::send(vm.channel, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+		return;
+	vm.session->warnings().warn(std::string(what) + " not delivered: " + std::strerror(errno),
+	                            VmSession::Clock::now());
+	if (std::string_view(what) == "size notice")
+		vm.session->forget();
 }
 
 // Sends the VM's size notice if one is due and the gap allows it, else
 // sets the VM's timer for when the gap ends.
 void Broker::sendNotice(Vm &vm)
 {
-	if (!vm.noticeDue || vm.channel < 0 || !vm.qmp.connected())
+	if (!vm.noticeDue || vm.channel < 0 || !vm.device->state())
 		return;
 	const auto now = VmSession::Clock::now();
 	if (now < vm.session->nextNoticeAt()) {
@@ -333,13 +296,9 @@ void Broker::sendNotice(Vm &vm)
 		return;
 	}
 	vm.noticeDue = false;
-	QmpDevice device(vm.qmp, vm.session->config().device);
-	const std::string line = vm.session->notice(&device, now);
-	unwatchClosedQmp(vm);
-	if (!line.empty() && ::send(vm.channel, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		vm.session->warnings().warn(std::string("size notice not delivered: ") + std::strerror(errno), now);
-		vm.session->forget();
-	}
+	const std::string line = vm.session->notice(vm.device->state(), now);
+	if (!line.empty())
+		send(vm, line, "size notice");
 }
 
 uint64_t Broker::spare()
@@ -352,8 +311,8 @@ uint64_t Broker::spare()
 		return hostSpare;
 	uint64_t used = 0;
 	for (const auto &vm : vms_) {
-		const VmConfig &c = vm.session->config();
-		used += vm.session->requested() > c.min ? vm.session->requested() - c.min : 0;
+		const VmConfig &c = vm->session->config();
+		used += vm->session->requested() > c.min ? vm->session->requested() - c.min : 0;
 	}
 	return std::min(hostSpare, config_.budget > used ? config_.budget - used : 0);
 }
@@ -364,8 +323,8 @@ unsigned Broker::growers(const Vm &asking, VmSession::Clock::time_point now) con
 {
 	unsigned n = 1;
 	for (const auto &vm : vms_)
-		if (&vm != &asking && vm.session->lastGrowRequest() &&
-		    now - *vm.session->lastGrowRequest() < growerWindow)
+		if (vm.get() != &asking && vm->session->lastGrowRequest() &&
+		    now - *vm->session->lastGrowRequest() < growerWindow)
 			n++;
 	return n;
 }
@@ -375,9 +334,9 @@ void Broker::notifyStatus()
 {
 	size_t up = 0;
 	for (const auto &vm : vms_)
-		up += vm.channel >= 0 && vm.qmp.connected();
+		up += vm->channel >= 0 && vm->device->state();
 	std::string status = "STATUS=" + std::to_string(up) + " of " + std::to_string(vms_.size()) +
-	                     " VM(s) connected (guest channel and QMP)";
+	                     " VM(s) connected (guest channel and device)";
 	if (status != lastStatus_)
 		notifySystemd(status);
 	lastStatus_ = std::move(status);
@@ -387,6 +346,8 @@ void Broker::notifyStatus()
 
 int runBroker(const BrokerConfig &config)
 {
+	const sigset_t signals = handledSignals();
+	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 	auto meminfo = ProcFile::open(config.procfs + "/meminfo");
 	if (!meminfo) {
 		logError(meminfo.error().message);

@@ -78,51 +78,85 @@ std::string VmSession::refuse(Reply &reply, const std::string &code, const std::
 	return formatReply(reply);
 }
 
-std::string VmSession::handle(const std::string &line, bool tooLong, Device *device, uint64_t spare, unsigned growers,
-                              Clock::time_point now)
+DeviceState VmSession::withRange(DeviceState s) const
+{
+	s.min = config_.min;
+	s.max = config_.max;
+	return s;
+}
+
+VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, const std::optional<DeviceState> &device,
+                                     uint64_t spare, unsigned growers, Clock::time_point now)
 {
 	Reply reply;
+	Handled h;
 	if (!tooLong)
-		reply.id = requestId(line); // so that even a refusal reaches the request that caused it
-	if (!admit(now))
-		return refuse(reply, "rate-limited", "more than " + std::to_string(rate_) + " requests per second",
-		              now);
-	if (tooLong)
-		return refuse(reply, "too-long", "a line is at most " + std::to_string(maxLine) + " bytes", now);
+		h.id = reply.id = requestId(line); // so that even a refusal reaches the request that caused it
+	if (device)
+		known_ = withRange(*device);
+	if (!admit(now)) {
+		h.reply = refuse(reply, "rate-limited", "more than " + std::to_string(rate_) + " requests per second",
+		                 now);
+		return h;
+	}
+	if (tooLong) {
+		h.reply = refuse(reply, "too-long", "a line is at most " + std::to_string(maxLine) + " bytes", now);
+		return h;
+	}
 	auto req = parseRequest(line);
 	if (!req) {
 		const std::string &m = req.error().message;
 		size_t colon = m.find(':');
-		return refuse(reply, m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2), now);
+		h.reply = refuse(reply, m.substr(0, colon), colon == std::string::npos ? m : m.substr(colon + 2), now);
+		return h;
 	}
-	if (!device)
-		return refuse(reply, "host-error", "the broker has no QMP connection to this VM's QEMU now; try again",
-		              now);
-	auto st = device->state();
-	if (!st)
-		return refuse(reply, "host-error", st.error().message, now);
-	st->min = config_.min;
-	st->max = config_.max;
-	known_ = *st;
+	if (!device) {
+		h.reply = refuse(reply, "host-error", "the broker cannot reach this VM's device now; try again", now);
+		return h;
+	}
+	DeviceState st = *known_;
+	if (setting_ > 0)
+		st.requested = requested_; // what the sets under way will leave
 	if (req->kind == Request::Kind::Resize) {
-		if (req->target > st->requested)
+		if (req->target > st.requested)
 			lastGrow_ = now;
-		Grant g = decideTarget(req->target, config_, *st, spare, growers);
-		// Also when the target is unchanged but the device stopped short:
-		// setting it again makes the guest driver retry at once.
-		if (g.target != st->requested || st->size != g.target) {
-			if (auto s = device->setRequested(g.target); !s)
-				return refuse(reply, "host-error", s.error().message, now);
-		}
+		Grant g = decideTarget(req->target, config_, st, spare, growers);
 		logInfo("vm " + config_.name + ": resize to " + formatSize(req->target) + " asked, " +
 		        formatSize(g.target) + " granted" + (g.why.empty() ? "" : " (" + g.why + ")") + "; plugged " +
-		        formatSize(st->size));
-		st->requested = g.target;
+		        formatSize(st.size));
+		// Also when the target is unchanged but the device stopped short:
+		// setting it again makes the guest driver retry at once.
+		if (g.target != st.requested || st.size != g.target) {
+			requested_ = g.target;
+			setting_++;
+			h.set = g.target;
+			return h;
+		}
 	}
-	requested_ = st->requested;
-	known_ = *st;
-	reply.state = *st;
-	told_ = *st;
+	requested_ = st.requested;
+	reply.state = st;
+	told_ = st;
+	h.reply = formatReply(reply);
+	return h;
+}
+
+std::string VmSession::finish(uint64_t id, uint64_t target, const Status &result,
+                              const std::optional<DeviceState> &device, Clock::time_point now)
+{
+	setting_ = setting_ > 0 ? setting_ - 1 : 0;
+	if (device)
+		known_ = withRange(*device);
+	Reply reply;
+	reply.id = id;
+	if (!result) {
+		if (setting_ == 0 && known_)
+			requested_ = known_->requested; // nothing else under way: what the device has
+		return refuse(reply, "host-error", result.error().message, now);
+	}
+	DeviceState st = known_ ? *known_ : withRange(DeviceState{});
+	st.requested = target; // set, whatever a read that raced with it says
+	reply.state = st;
+	told_ = st;
 	return formatReply(reply);
 }
 
@@ -134,22 +168,21 @@ bool sameState(const DeviceState &a, const DeviceState &b)
 }
 } // namespace
 
-std::string VmSession::notice(Device *device, Clock::time_point now)
+std::string VmSession::notice(const std::optional<DeviceState> &device, Clock::time_point now)
 {
-	auto st = device->state();
-	if (!st)
+	if (!device)
 		return "";
-	st->min = config_.min;
-	st->max = config_.max;
-	known_ = *st;
-	if (told_ && sameState(*told_, *st))
+	const DeviceState st = withRange(*device);
+	known_ = st;
+	if (told_ && sameState(*told_, st))
 		return "";
-	logInfo("vm " + config_.name + ": telling the guest: plugged " + formatSize(st->size) + ", requested " +
-	        formatSize(st->requested));
-	requested_ = st->requested;
-	told_ = *st;
+	logInfo("vm " + config_.name + ": telling the guest: plugged " + formatSize(st.size) + ", requested " +
+	        formatSize(st.requested));
+	if (setting_ == 0)
+		requested_ = st.requested;
+	told_ = st;
 	lastNotice_ = now;
-	return formatSizeNotice(SizeNotice{*st});
+	return formatSizeNotice(SizeNotice{st});
 }
 
 } // namespace vmrd::vmem

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -28,11 +29,15 @@ Status Qmp::connect(const std::string &path, std::chrono::milliseconds timeout)
 	if (path.size() >= sizeof(addr.sun_path))
 		return Error{-ENAMETOOLONG, path + ": socket path too long"};
 	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-	fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+	// Non-blocking: a QEMU that stopped accepting (its backlog full) is
+	// EAGAIN at once, not a wait without end; blocking again afterwards.
+	fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 ||
+	    ::fcntl(fd_, F_SETFL, 0) != 0) {
 		int err = errno;
 		close();
-		return Error{-err, "QMP " + path + ": " + std::strerror(err)};
+		return Error{-err, "QMP " + path + ": " + std::strerror(err) +
+		                           (err == EAGAIN ? " (QEMU accepts no connection now)" : "")};
 	}
 	auto greeting = readMessage();
 	if (!greeting || !greeting->contains("QMP")) {
