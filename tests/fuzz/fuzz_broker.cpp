@@ -13,18 +13,18 @@ namespace {
 
 constexpr uint64_t MiB = 1ull << 20;
 
-class CheckingDevice : public Device
+// The device as the broker's device link would report it.
+class CheckingDevice
 {
 public:
 	explicit CheckingDevice(const VmConfig &vm) : vm_(vm) {}
-	vmrd::Result<DeviceState> state() override { return state_; }
-	vmrd::Status setRequested(uint64_t bytes) override
+	std::optional<DeviceState> state() const { return state_; }
+	void setRequested(uint64_t bytes)
 	{
 		FUZZ_CHECK(bytes >= vm_.min && bytes <= vm_.max);
 		FUZZ_CHECK(bytes % state_.blockSize == 0);
 		state_.requested = bytes;
 		state_.size = bytes;
-		return vmrd::Ok{};
 	}
 
 private:
@@ -48,7 +48,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	auto t = VmSession::Clock::now();
 	while (auto line = reader.next()) {
 		FUZZ_CHECK(line->text.size() <= maxLine);
-		const std::string reply = session.handle(line->text, line->tooLong, &device, 8192 * MiB, 1, t);
+		auto handled = session.handle(line->text, line->tooLong, device.state(), 8192 * MiB, 1, t);
+		if (handled.set) {
+			FUZZ_CHECK(handled.reply.empty());
+			device.setRequested(*handled.set);
+			handled.reply = session.finish(handled.id, *handled.set, vmrd::Ok{}, device.state(), t);
+		}
+		const std::string &reply = handled.reply;
 		// Every reply is one line the guest's parser reads back.
 		FUZZ_CHECK(!reply.empty() && reply.back() == '\n' && reply.size() <= maxLine);
 		FUZZ_CHECK(parseReply(std::string_view(reply).substr(0, reply.size() - 1)));
@@ -69,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	// What the broker tells the guest unasked is one line its parser reads back.
 	{
-		const std::string n = session.notice(&device, t);
+		const std::string n = session.notice(device.state(), t);
 		FUZZ_CHECK(n.empty() || (n.back() == '\n' && n.size() <= maxLine &&
 		                         parseBrokerMessage(std::string_view(n).substr(0, n.size() - 1))));
 	}
