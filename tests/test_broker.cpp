@@ -40,16 +40,16 @@ std::string ask(VmSession &session, FakeDevice &d, const std::string &line, bool
                 unsigned growers, VmSession::Clock::time_point now)
 {
 	auto h = session.handle(line, tooLong, d.state(), spare, growers, now);
-	if (!h.set)
+	if (!h.reply.empty())
 		return h.reply;
 	Status result = Ok{};
-	if (d.setFails) {
+	if (h.set && d.setFails) {
 		result = Error{-EREMOTEIO, "QMP qom-set: GenericError: no"};
-	} else {
+	} else if (h.set) {
 		d.sets++;
 		d.s.requested = *h.set;
 	}
-	return session.finish(h.id, *h.set, result, d.state(), now);
+	return session.finish(h.id, result, d.state(), now);
 }
 
 VmConfig vm(uint64_t min = 0, uint64_t max = 4 * GiB)
@@ -401,23 +401,30 @@ TEST(Session, HypervisorTroubleIsAnErrorReply)
 	EXPECT_EQ(s.requested(), 0u) << "a set that failed is not counted in the budget";
 }
 
-// Sets run on the VM's own thread: a second request that comes while the
-// first one's set is under way is decided on what that set will leave.
+// Device calls run on the VM's own thread: a second request that comes
+// while the first one's set is under way is decided on what that set will
+// leave, and every reply tells the device as read after its request (QEMU
+// changes `size` without telling at once).
 TEST(Session, RequestsWhileASetIsUnderWay)
 {
 	VmSession s(vm(), 100);
 	FakeDevice d;
 	auto first = s.handle(formatRequest({Request::Kind::Resize, 1, GiB}), false, d.state(), 100 * GiB, 1, t0);
 	ASSERT_EQ(first.set, GiB);
+	ASSERT_TRUE(first.reply.empty());
 	EXPECT_EQ(s.requested(), GiB) << "counted in the budget at once";
 	auto second = s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, d.state(), 100 * GiB, 1, t0);
 	ASSERT_FALSE(second.set);
-	EXPECT_EQ(parseReply(second.reply)->state.requested, GiB);
+	ASSERT_TRUE(second.reply.empty()) << "a hello reads the device first";
+	auto reply = parseReply(s.finish(2, Ok{}, d.state(), t0));
+	EXPECT_EQ(reply->state.requested, GiB) << "what the set under way leaves";
 	d.s.requested = GiB;
-	auto reply = parseReply(s.finish(1, GiB, Ok{}, d.state(), t0));
+	d.s.size = 512 * MiB; // read after the set: QEMU is plugging
+	reply = parseReply(s.finish(1, Ok{}, d.state(), t0));
 	EXPECT_TRUE(reply->ok);
 	EXPECT_EQ(reply->id, 1u);
 	EXPECT_EQ(reply->state.requested, GiB);
+	EXPECT_EQ(reply->state.size, 512 * MiB);
 }
 
 TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
@@ -642,13 +649,13 @@ TEST(DeviceLink, SetsAskedMeanwhileAreMergedAndAllAnswered)
 		if (++answered == 4)
 			loop.stop();
 	};
-	link.setRequested(2 * MiB, done);
+	link.update(2 * MiB, done);
 	{
 		std::unique_lock lock(driver.mutex); // the first set is under way, held at the gate
 		driver.cv.wait(lock, [&] { return driver.waiting; });
 	}
 	for (uint64_t mib : {4, 6, 8})
-		link.setRequested(mib * MiB, done);
+		link.update(mib * MiB, done);
 	{
 		std::lock_guard lock(driver.mutex);
 		driver.open = true;

@@ -68,9 +68,11 @@ public:
 	const VmConfig &config() const { return config_; }
 	// This VM's warnings, rate-limited.
 	Warnings &warnings() { return warnings_; }
-	// What a line from the guest asks of the loop: to send `reply` now, or
-	// to set the device's requested size to `set` first and then send what
-	// finish() says.
+	// What a line from the guest asks of the loop: to send `reply` now (a
+	// refusal), or, when it is empty, to set the device's requested size
+	// to `set` if given, read the device, and send what finish() says: a
+	// reply tells the device's state after the request, and QEMU changes
+	// `size` without telling at once (its events come a second apart).
 	struct Handled {
 		std::string reply;
 		std::optional<uint64_t> set;
@@ -83,9 +85,9 @@ public:
 	// request's id when the line has a valid one, and the device's state.
 	Handled handle(const std::string &line, bool tooLong, const std::optional<DeviceState> &device, uint64_t spare,
 	               unsigned growers, Clock::time_point now);
-	// The reply to request `id` once setting `target` gave `result`;
-	// `device` was read after it.
-	std::string finish(uint64_t id, uint64_t target, const Status &result, const std::optional<DeviceState> &device,
+	// The reply to request `id` once the device call handle() asked for
+	// gave `result`; `device`: what was read.
+	std::string finish(uint64_t id, const Status &result, const std::optional<DeviceState> &device,
 	                   Clock::time_point now);
 	// Size notices (see protocol.h), coalesced to at most one per noticeGap.
 	static constexpr std::chrono::milliseconds noticeGap{250};
@@ -113,7 +115,7 @@ private:
 	Warnings warnings_;
 	std::optional<Clock::time_point> lastGrow_;
 	uint64_t requested_ = 0;
-	unsigned setting_ = 0;             // sets asked for and not finished
+	unsigned calls_ = 0;               // device calls (sets, reads) asked for and not finished
 	std::optional<DeviceState> known_; // as last read from the device
 	std::optional<DeviceState> told_;
 	Clock::time_point lastNotice_{};

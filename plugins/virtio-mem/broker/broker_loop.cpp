@@ -258,14 +258,12 @@ void Broker::onChannel(Vm &vm)
 		const auto now = VmSession::Clock::now();
 		auto h = vm.session->handle(line->text, line->tooLong, vm.device->state(), spare(), growers(vm, now),
 		                            now);
-		if (!h.set) {
+		if (!h.reply.empty()) {
 			send(vm, h.reply, "reply");
 			continue;
 		}
-		vm.device->setRequested(*h.set, [this, &vm, id = h.id, target = *h.set,
-		                                 connection = vm.connection](const Status &result) {
-			const auto reply =
-			        vm.session->finish(id, target, result, vm.device->state(), VmSession::Clock::now());
+		vm.device->update(h.set, [this, &vm, id = h.id, connection = vm.connection](const Status &result) {
+			const auto reply = vm.session->finish(id, result, vm.device->state(), VmSession::Clock::now());
 			if (connection == vm.connection) // else the guest reconnected and asks again
 				send(vm, reply, "reply");
 		});

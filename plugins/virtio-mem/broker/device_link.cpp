@@ -96,15 +96,16 @@ void DeviceLink::stop()
 		poke(wakeFd_);
 }
 
-void DeviceLink::setRequested(uint64_t bytes, std::function<void(const Status &)> done)
+void DeviceLink::update(std::optional<uint64_t> set, std::function<void(const Status &)> done)
 {
 	{
 		std::lock_guard lock(mutex_);
-		// Sets not started yet are one: the newest target, and every
-		// request waiting on it is answered with its result.
+		// Calls not started yet are one: the newest size, a read after it,
+		// and every request waiting on it is answered with its result.
 		if (jobs_.empty())
 			jobs_.emplace_back();
-		jobs_.back().bytes = bytes;
+		if (set)
+			jobs_.back().set = set;
 		jobs_.back().done.push_back(std::move(done));
 	}
 	poke(wakeFd_);
@@ -135,12 +136,15 @@ void DeviceLink::run()
 			jobs.swap(jobs_);
 		}
 		for (auto &job : jobs) {
-			Status result = driver_->connected()
-			                        ? driver_->setRequested(job.bytes)
-			                        : Status(Error{-ENOTCONN, "the broker is not connected to this VM's "
-			                                                  "hypervisor now; try again"});
+			Status result = Error{-ENOTCONN, "the broker is not connected to this VM's hypervisor now; "
+			                                 "try again"};
 			if (driver_->connected())
-				refresh();
+				result = job.set ? driver_->setRequested(*job.set) : Ok{};
+			if (driver_->connected()) {
+				auto read = refresh();
+				if (result && !read)
+					result = read;
+			}
 			for (auto &done : job.done)
 				mailbox_.post([done = std::move(done), result] { done(result); });
 		}
@@ -169,15 +173,16 @@ void DeviceLink::connect(bool &warned)
 
 // Reads the device's state and hands it to the loop's thread.  A device
 // that cannot be read is out of reach: the connection is made again.
-void DeviceLink::refresh()
+Status DeviceLink::refresh()
 {
 	auto s = driver_->state();
 	if (s) {
 		publish(*s);
-		return;
+		return Ok{};
 	}
 	driver_->disconnect();
 	lost("cannot read the device: " + s.error().message);
+	return s.error();
 }
 
 void DeviceLink::publish(const DeviceState &s)

@@ -60,15 +60,16 @@ public:
 	// The device as last read; nullopt while the driver is not connected.
 	// Loop thread only.
 	const std::optional<DeviceState> &state() const { return state_; }
-	// Sets the requested size; `done` runs on the loop's thread with the
-	// result, after state() was read again.  Sets run in order; those not
-	// started yet are merged into one, to the newest size.
-	void setRequested(uint64_t bytes, std::function<void(const Status &)> done);
+	// Sets the requested size to `set`, if given, and reads the device
+	// again; `done` runs on the loop's thread with the result, once
+	// state() has what was read.  Calls run in order; those not started
+	// yet are merged into one, with the newest size.
+	void update(std::optional<uint64_t> set, std::function<void(const Status &)> done);
 
 private:
 	void run();
 	void connect(bool &warned);
-	void refresh();
+	Status refresh();
 	void publish(const DeviceState &s);
 	void lost(const std::string &why);
 
@@ -82,7 +83,7 @@ private:
 	int wakeFd_ = -1; // an eventfd: a job or stop
 	std::mutex mutex_;
 	struct Job {
-		uint64_t bytes = 0;
+		std::optional<uint64_t> set;
 		std::vector<std::function<void(const Status &)>> done;
 	};
 	std::deque<Job> jobs_;

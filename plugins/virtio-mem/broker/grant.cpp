@@ -115,8 +115,8 @@ VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, cons
 		return h;
 	}
 	DeviceState st = *known_;
-	if (setting_ > 0)
-		st.requested = requested_; // what the sets under way will leave
+	if (calls_ > 0)
+		st.requested = requested_; // what the calls under way will leave
 	if (req->kind == Request::Kind::Resize) {
 		if (req->target > st.requested)
 			lastGrow_ = now;
@@ -128,33 +128,27 @@ VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, cons
 		// setting it again makes the guest driver retry at once.
 		if (g.target != st.requested || st.size != g.target) {
 			requested_ = g.target;
-			setting_++;
 			h.set = g.target;
-			return h;
 		}
 	}
-	requested_ = st.requested;
-	reply.state = st;
-	told_ = st;
-	h.reply = formatReply(reply);
+	calls_++;
 	return h;
 }
 
-std::string VmSession::finish(uint64_t id, uint64_t target, const Status &result,
-                              const std::optional<DeviceState> &device, Clock::time_point now)
+std::string VmSession::finish(uint64_t id, const Status &result, const std::optional<DeviceState> &device,
+                              Clock::time_point now)
 {
-	setting_ = setting_ > 0 ? setting_ - 1 : 0;
+	calls_ = calls_ > 0 ? calls_ - 1 : 0;
 	if (device)
 		known_ = withRange(*device);
+	if (calls_ == 0 && known_)
+		requested_ = known_->requested; // nothing else under way: what the device has
 	Reply reply;
 	reply.id = id;
-	if (!result) {
-		if (setting_ == 0 && known_)
-			requested_ = known_->requested; // nothing else under way: what the device has
+	if (!result)
 		return refuse(reply, "host-error", result.error().message, now);
-	}
 	DeviceState st = known_ ? *known_ : withRange(DeviceState{});
-	st.requested = target; // set, whatever a read that raced with it says
+	st.requested = requested_; // with calls under way, what they will leave
 	reply.state = st;
 	told_ = st;
 	return formatReply(reply);
@@ -178,7 +172,7 @@ std::string VmSession::notice(const std::optional<DeviceState> &device, Clock::t
 		return "";
 	logInfo("vm " + config_.name + ": telling the guest: plugged " + formatSize(st.size) + ", requested " +
 	        formatSize(st.requested));
-	if (setting_ == 0)
+	if (calls_ == 0)
 		requested_ = st.requested;
 	told_ = st;
 	lastNotice_ = now;
