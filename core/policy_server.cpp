@@ -56,7 +56,11 @@ public:
 		backoff_ = failed ? std::min(backoff_ + 1, 16u) : 0;
 		if (failed)
 			spareSince_.reset();
-		nextCheck_ = now + limits_.minInterval;
+		// A look soon, to schedule from what is left: back at the floor
+		// it sleeps, and the early signal, paused while a look is due,
+		// watches again (a workload that starts again right after a
+		// give-back stalled the guest within the rate-limit interval).
+		nextCheck_ = now + p_.sampleMin;
 	}
 
 	void resume(TimePoint now, const BackendState &) override { nextCheck_ = now + p_.sampleMin; }
@@ -176,7 +180,7 @@ private:
 	uint64_t growth(Micros over) const
 	{
 		const auto extrapolated =
-		        static_cast<uint64_t>(std::max(rate_, 0.0) * std::chrono::duration<double>(over).count() + 0.5);
+		        static_cast<uint64_t>(std::max(rate_, 0.0) * std::chrono::duration<double>(over).count());
 		return std::min(extrapolated,
 		                std::max(recentRise(std::max<Micros>(over, std::chrono::seconds(1))), p_.growStep));
 	}

@@ -159,8 +159,8 @@ TEST(Server, GivesBackWhatStaysSpare)
 	// Demand stayed: what went back left MemTotal and MemAvailable alike.
 	const Sample after = mem(4 * GiB - d.bytes, 128 * MiB);
 	p->onResult(t0 + 2s, d, full(d), 0us, after, backend(2 * GiB - d.bytes));
-	EXPECT_EQ(*p->nextCheck(), t0 + 3s) << "drains on at the rate limit";
-	d = p->onTimer(t0 + 3s, after, backend(2 * GiB - d.bytes));
+	EXPECT_EQ(*p->nextCheck(), t0 + 2100ms) << "a look soon, to schedule from what is left";
+	d = p->onTimer(t0 + 2100ms, after, backend(2 * GiB - d.bytes));
 	EXPECT_EQ(d.action, Decision::Action::None) << d.reason;
 }
 
@@ -252,7 +252,7 @@ TEST(Server, PlugLatencyWidensTheReserve)
 	Decision d = p->onTimer(t0, avail(0), backend(0));
 	p->onResult(t0, d, full(d), 1500ms, avail(64 * MiB), backend(d.bytes));
 	for (int i = 0; i <= 11; i++)
-		d = p->onTimer(t0 + 1s + i * 100ms, avail(GiB - i * 10 * MiB), backend(d.bytes));
+		d = p->onTimer(t0 + 1s + i * 100ms, avail(GiB - static_cast<uint64_t>(i) * 10 * MiB), backend(d.bytes));
 	// 100 MiB/s, steady for 1.1 s, over 0.1 s + (0.5 s + 1.5 s) / 2.
 	EXPECT_NE(d.reason.find("reserve 206 MiB"), std::string::npos) << d.reason;
 }
