@@ -11,6 +11,7 @@
 // notice, see protocol.h).  The event fd vmrd watches is an epoll fd of this
 // plugin's own holding the channel, because the channel's fd changes when the
 // port is reopened; get_state answers from what the broker said last.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -214,6 +215,10 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 	const auto end = std::chrono::steady_clock::now() + timeout;
 	auto stableSince = std::chrono::steady_clock::now();
 	std::optional<uint64_t> previous;
+	// A plug is looked at every 20 ms: the policy waits for it.  An unplug
+	// takes a second or more and nothing waits for it: each look waits
+	// twice as long as the last, up to 200 ms, for fewer wakeups.
+	auto pause = milliseconds(20);
 	for (;;) {
 		auto total = memTotal(b);
 		const auto t = std::chrono::steady_clock::now();
@@ -228,7 +233,9 @@ Result<uint64_t> resize(vmrd_backend *b, bool grow, uint64_t target, millisecond
 		// blocks' memmap: it gets the whole timeout.
 		if (t >= end || (!grow && t - stableSince >= milliseconds(3000)))
 			break;
-		std::this_thread::sleep_for(milliseconds(20));
+		std::this_thread::sleep_for(pause);
+		if (!grow)
+			pause = std::min(2 * pause, milliseconds(200));
 	}
 	// The device's own size is what counts: ask the broker once.
 	auto h = hello(b);
