@@ -68,7 +68,10 @@ protected:
 	// enforced in this one place.  It also books the resize for the rate
 	// limit when the result comes (noteResize).
 	Decision enforceLimits(TimePoint now, Decision d, const BackendState &b) const;
-	void noteResize(TimePoint now) { lastResize_ = now; }
+	// min_interval runs from a call's start, `took` before its result at
+	// `now`: a long call (an unplug of a GiB takes over a second) adds no
+	// dead time after it, in which a guest that needs memory again waits.
+	void noteResize(TimePoint now, Micros took) { lastResize_ = now - took; }
 	bool rateLimited(TimePoint now) const { return lastResize_ && now - *lastResize_ < limits_.minInterval; }
 	// Plugged above the floor: there is memory to give back.
 	bool aboveFloor(const BackendState &b) const { return b.plugged > std::max(limits_.min, b.minBytes); }

@@ -80,10 +80,10 @@ public:
 		return d;
 	}
 
-	void onResult(TimePoint now, const Decision &asked, const CallResult &r, Micros, const Sample &s,
+	void onResult(TimePoint now, const Decision &asked, const CallResult &r, Micros took, const Sample &s,
 	              const BackendState &after) override
 	{
-		noteResize(now);
+		noteResize(now, took);
 		if (asked.action == Decision::Action::Plug)
 			return;
 		if (r.done > 0) {

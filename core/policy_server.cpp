@@ -39,7 +39,7 @@ public:
 	void onResult(TimePoint now, const Decision &asked, const CallResult &r, Micros took, const Sample &,
 	              const BackendState &) override
 	{
-		noteResize(now);
+		noteResize(now, took);
 		if (asked.action == Decision::Action::Plug) {
 			spareSince_.reset();
 			if (r.code == 0 && r.done > 0)

@@ -164,6 +164,20 @@ TEST(Server, GivesBackWhatStaysSpare)
 	EXPECT_EQ(d.action, Decision::Action::None) << d.reason;
 }
 
+// limits.min_interval runs from a call's start: after an unplug that
+// took 1.5 s, a guest that needs memory again gets it at once (in the
+// sawtooth the next cycle starts while the give-back still converges).
+TEST(Server, TheRateLimitRunsFromTheCallsStart)
+{
+	auto p = server();
+	p->onTimer(t0, avail(GiB), backend(2 * GiB));
+	Decision d = p->onTimer(t0 + 2s, avail(GiB), backend(2 * GiB));
+	ASSERT_EQ(d.action, Decision::Action::Unplug) << d.reason;
+	p->onResult(t0 + 3500ms, d, full(d), 1500ms, avail(128 * MiB), backend(2 * GiB - d.bytes));
+	d = p->onTimer(t0 + 3600ms, avail(20 * MiB), backend(2 * GiB - d.bytes));
+	EXPECT_EQ(d.action, Decision::Action::Plug) << d.reason;
+}
+
 // No memory goes back while demand grows, however much is spare.
 TEST(Server, NoShrinkWhileDemandGrows)
 {
