@@ -108,6 +108,7 @@ private:
 	bool admit(Clock::time_point now);
 	std::string refuse(Reply &reply, const std::string &code, const std::string &message, Clock::time_point now);
 	DeviceState withRange(DeviceState s) const;
+	DeviceState lastKnown() const; // with the VM's range; zero sizes before the first read
 
 	VmConfig config_;
 	unsigned rate_;

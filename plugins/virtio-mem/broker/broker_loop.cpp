@@ -9,13 +9,13 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "event_loop.h"
 #include "mem_stats.h"
 #include "notify.h"
 #include "proc_file.h"
+#include "unix_socket.h"
 
 namespace vmrd::vmem {
 
@@ -49,25 +49,6 @@ struct Vm {
 	bool noticeDue = false;           // the device may have changed: tell the guest when the gap allows
 	EventLoop::Timer noticeTimer = 0; // when the gap allows the next notice
 };
-
-int connectUnix(const std::string &path)
-{
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (path.size() >= sizeof(addr.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-	int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
-		int err = errno;
-		::close(fd);
-		errno = err;
-		return -1;
-	}
-	return fd;
-}
 
 // Every VM's guest channel on one event loop; each VM's device is driven
 // from a thread of its own (DeviceLink), which reports through the

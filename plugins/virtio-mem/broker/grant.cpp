@@ -70,10 +70,7 @@ std::string VmSession::refuse(Reply &reply, const std::string &code, const std::
 	reply.ok = false;
 	reply.error = code;
 	reply.message = message;
-	if (known_)
-		reply.state = *known_;
-	reply.state.min = config_.min;
-	reply.state.max = config_.max;
+	reply.state = lastKnown();
 	warnings_.warn("refused a request: " + code + ": " + message, now);
 	return formatReply(reply);
 }
@@ -83,6 +80,11 @@ DeviceState VmSession::withRange(DeviceState s) const
 	s.min = config_.min;
 	s.max = config_.max;
 	return s;
+}
+
+DeviceState VmSession::lastKnown() const
+{
+	return known_ ? *known_ : withRange(DeviceState{});
 }
 
 VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, const std::optional<DeviceState> &device,
@@ -147,7 +149,7 @@ std::string VmSession::finish(uint64_t id, const Status &result, const std::opti
 	reply.id = id;
 	if (!result)
 		return refuse(reply, "host-error", result.error().message, now);
-	DeviceState st = known_ ? *known_ : withRange(DeviceState{});
+	DeviceState st = lastKnown();
 	st.requested = requested_; // with calls under way, what they will leave
 	reply.state = st;
 	told_ = st;

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // A small synchronous QMP client.
 #include "qmp.h"
+#include "unix_socket.h"
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 namespace vmrd::vmem {
@@ -24,16 +24,10 @@ Status Qmp::connect(const std::string &path, std::chrono::milliseconds timeout)
 	close();
 	path_ = path;
 	timeout_ = timeout;
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (path.size() >= sizeof(addr.sun_path))
-		return Error{-ENAMETOOLONG, path + ": socket path too long"};
-	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-	// Non-blocking: a QEMU that stopped accepting (its backlog full) is
-	// EAGAIN at once, not a wait without end; blocking again afterwards.
-	fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 ||
-	    ::fcntl(fd_, F_SETFL, 0) != 0) {
+	// A QEMU that stopped accepting (its backlog full) is EAGAIN at once,
+	// not a wait without end; the client itself blocks, with a timeout.
+	fd_ = connectUnix(path);
+	if (fd_ < 0 || ::fcntl(fd_, F_SETFL, 0) != 0) {
 		int err = errno;
 		close();
 		return Error{-err, "QMP " + path + ": " + std::strerror(err) +
