@@ -8,14 +8,15 @@ from .util import GiB, die_with_parent, wait_for
 
 
 class Broker:
-    """vmrd-broker serving one guest's QMP socket and channel; stop() and start() again to restart it."""
+    """vmrd-broker serving one guest's QMP socket and channel, or run with the config text given; stop() and
+    start() again to restart it."""
 
-    def __init__(self, exe, work, guest, max_size=3 * GiB, reserve="256M"):
+    def __init__(self, exe, work, guest=None, max_size=3 * GiB, reserve="256M", config=None):
         self.exe = exe
         self.config = os.path.join(work, "broker.yaml")
         self.log_path = os.path.join(work, "broker.log")
         with open(self.config, "w") as f:
-            f.write(f"""version: 1
+            f.write(config or f"""version: 1
 host:
   reserve: {reserve}
   requests_per_second: 20

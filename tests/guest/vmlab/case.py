@@ -145,6 +145,8 @@ def run_tap(tests, argv):
         try:
             t(ctx)
             status = f"ok {i} - {t.__name__}"
+        except Skip as e:
+            status = f"ok {i} - {t.__name__} # SKIP {e}"
         except Exception:
             failed += 1
             status = f"not ok {i} - {t.__name__}"

@@ -27,57 +27,26 @@ def build_guest(build, workload, out, series, strip=False):
     return kernel, initrd, release
 
 
-class Guest:
-    """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port."""
+class Console:
+    """A shell on a guest's serial console: the guest's init (tests/guest/init) runs each line it reads and
+    marks its output.  Guest and libvirt's Domain attach it to their QEMU's serial line."""
 
-    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None):
-        self.work = work
-        self.series = series
-        self.zram = zram
-        kernel, initrd = images[series]
-        self.qmp_path = os.path.join(work, "qmp-test.sock")
-        self.broker_qmp = os.path.join(work, "qmp-broker.sock")
-        self.channel = os.path.join(work, "guest-channel.sock")
-        accel = "tcg"
-        cmd = [
-            "qemu-system-x86_64", "-accel", accel, "-m", f"{memory},maxmem=9G", "-smp", "2",
-            "-object", "memory-backend-ram,id=vmem0,size=4G",
-            "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
-            "-kernel", kernel, "-initrd", initrd,
-            "-append", f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3",
-            "-nographic", "-nic", "none", "-no-reboot",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-            "-qmp", f"unix:{self.broker_qmp},server=on,wait=off",
-            "-device", "virtio-serial-pci",
-            "-chardev", f"socket,id=ch0,path={self.channel},server=on,wait=off",
-            "-device", "virtserialport,chardev=ch0,name=org.vmrd.0",
-        ]
-        if disk:  # read-only, as /dev/vda
-            cmd += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
+    def _attach(self, read, write, exited):
+        """read() returns the next bytes (b"" at the end), write(bytes) sends, exited() says QEMU is gone."""
         self.console = []
         self.lock = threading.Lock()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-        threading.Thread(target=self._read, daemon=True).start()
         self.seq = 0
-        t0 = time.monotonic()
-        try:
-            self.kernel_release = wait_for("the guest to boot", self._ready, 90)
-            self.boot_seconds = time.monotonic() - t0
-            self.qmp = Qmp(self.qmp_path)
-            if zram:
-                self.run(f"echo {zram} > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null"
-                         " && swapon /dev/zram0")
-        except BaseException:
-            print("# guest console:\n# " + "\n# ".join(self.console_tail().splitlines()), flush=True)
-            self.proc.kill()
-            self.proc.wait()
-            raise
+        self._write = write
+        self._exited = exited
+        threading.Thread(target=self._read, args=(read,), daemon=True).start()
 
-    def _read(self):
+    def _read(self, read):
         buf = b""
         while True:
-            chunk = self.proc.stdout.read1(4096)
+            try:
+                chunk = read()
+            except OSError:
+                return
             if not chunk:
                 return
             buf += chunk
@@ -86,13 +55,22 @@ class Guest:
                 self.console.extend(l.decode(errors="replace").rstrip("\r") for l in lines)
                 del self.console[:-20000]
 
+    def _boot(self, zram, timeout=90):
+        """Waits for the guest's init, then gives it `zram` of zram swap."""
+        t0 = time.monotonic()
+        self.kernel_release = wait_for("the guest to boot", self._ready, timeout)
+        self.boot_seconds = time.monotonic() - t0
+        if zram:
+            self.run(f"echo {zram} > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null"
+                     " && swapon /dev/zram0")
+
     def _ready(self):
         with self.lock:
             for line in self.console:
                 m = re.search(r"@@READY (\S+)@@", line)
                 if m:
                     return m.group(1)
-        if self.proc.poll() is not None:
+        if self._exited():
             raise AssertionError("QEMU exited during boot")
         return None
 
@@ -102,9 +80,7 @@ class Guest:
         n = self.seq
         with self.lock:
             start = len(self.console)
-        self.proc.stdin.write(f"echo @@BEGIN {n}@@; ( {command} ) </dev/null; echo \"@@DONE {n} $?@@\"\n"
-                              .encode())
-        self.proc.stdin.flush()
+        self._write(f"echo @@BEGIN {n}@@; ( {command} ) </dev/null; echo \"@@DONE {n} $?@@\"\n".encode())
 
         def done():
             with self.lock:
@@ -114,7 +90,7 @@ class Guest:
                 if m:
                     begin = next((j for j, l in enumerate(lines) if l == f"@@BEGIN {n}@@"), -1)
                     return int(m.group(1)), "\n".join(lines[begin + 1:i])
-            if self.proc.poll() is not None:
+            if self._exited():
                 raise AssertionError("QEMU exited")
             return None
 
@@ -146,6 +122,50 @@ class Guest:
     def console_tail(self, n=40):
         with self.lock:
             return "\n".join(self.console[-n:])
+
+
+class Guest(Console):
+    """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port."""
+
+    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None):
+        self.work = work
+        self.series = series
+        self.zram = zram
+        kernel, initrd = images[series]
+        self.qmp_path = os.path.join(work, "qmp-test.sock")
+        self.broker_qmp = os.path.join(work, "qmp-broker.sock")
+        self.channel = os.path.join(work, "guest-channel.sock")
+        accel = "tcg"
+        cmd = [
+            "qemu-system-x86_64", "-accel", accel, "-m", f"{memory},maxmem=9G", "-smp", "2",
+            "-object", "memory-backend-ram,id=vmem0,size=4G",
+            "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3",
+            "-nographic", "-nic", "none", "-no-reboot",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-qmp", f"unix:{self.broker_qmp},server=on,wait=off",
+            "-device", "virtio-serial-pci",
+            "-chardev", f"socket,id=ch0,path={self.channel},server=on,wait=off",
+            "-device", "virtserialport,chardev=ch0,name=org.vmrd.0",
+        ]
+        if disk:  # read-only, as /dev/vda
+            cmd += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        self._attach(self.proc.stdout.read1, self._send, lambda: self.proc.poll() is not None)
+        try:
+            self._boot(zram)
+            self.qmp = Qmp(self.qmp_path)
+        except BaseException:
+            print("# guest console:\n# " + "\n# ".join(self.console_tail().splitlines()), flush=True)
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def _send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
 
     def stop(self):
         try:
