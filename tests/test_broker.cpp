@@ -37,9 +37,9 @@ struct FakeDevice {
 // A line through the session as the broker's loop takes it: the reply
 // now, or the set and then the reply.
 std::string ask(VmSession &session, FakeDevice &d, const std::string &line, bool tooLong, uint64_t spare,
-                unsigned growers, VmSession::Clock::time_point now)
+                VmSession::Clock::time_point now)
 {
-	auto h = session.handle(line, tooLong, d.state(), spare, growers, now);
+	auto h = session.handle(line, tooLong, d.state(), spare, {}, now);
 	if (!h.reply.empty())
 		return h.reply;
 	Status result = Ok{};
@@ -239,27 +239,63 @@ TEST(Protocol, LineReaderCutsLongLines)
 TEST(Grant, ClampsToTheRangeAndTheBlock)
 {
 	DeviceState now{2 * MiB, 0, 0, 0, 0};
-	EXPECT_EQ(decideTarget(1 * GiB, vm(), now, 100 * GiB, 1).target, 1 * GiB);
-	Grant g = decideTarget(100 * GiB, vm(0, 4 * GiB), now, 100 * GiB, 1);
+	EXPECT_EQ(decideTarget(1 * GiB, vm(), now, 100 * GiB, {}).target, 1 * GiB);
+	Grant g = decideTarget(100 * GiB, vm(0, 4 * GiB), now, 100 * GiB, {});
 	EXPECT_EQ(g.target, 4 * GiB);
 	EXPECT_NE(g.why.find("clamped to the VM's max 4 GiB"), std::string::npos);
-	g = decideTarget(0, vm(512 * MiB), now, 100 * GiB, 1);
+	g = decideTarget(0, vm(512 * MiB), now, 100 * GiB, {});
 	EXPECT_EQ(g.target, 512 * MiB) << "the min is always granted";
-	EXPECT_EQ(decideTarget(3 * MiB, vm(), now, 100 * GiB, 1).target, 2 * MiB) << "growth rounds down";
+	EXPECT_EQ(decideTarget(3 * MiB, vm(), now, 100 * GiB, {}).target, 2 * MiB) << "growth rounds down";
 	now.requested = 64 * MiB;
-	EXPECT_EQ(decideTarget(3 * MiB, vm(), now, 100 * GiB, 1).target, 4 * MiB) << "shrink rounds up";
+	EXPECT_EQ(decideTarget(3 * MiB, vm(), now, 100 * GiB, {}).target, 4 * MiB) << "shrink rounds up";
 }
 
 TEST(Grant, GrowthSharesTheHostsSpareMemory)
 {
 	DeviceState now{2 * MiB, 0, 0, 1 * GiB, 1 * GiB};
-	// 1 GiB spare, three VMs growing: each request gets at most a third.
-	Grant g = decideTarget(4 * GiB, vm(), now, 1 * GiB, 3);
-	EXPECT_EQ(g.target, 1 * GiB + 340 * MiB);
-	EXPECT_NE(g.why.find("among 3 growing VM(s)"), std::string::npos) << g.why;
+	// It holds 1 GiB, 1 GiB is spare, and two others that asked to grow hold
+	// 1 GiB together: 3 GiB among three of equal weight is 1 GiB each, so
+	// it gets nothing more while they ask.
+	Grant g = decideTarget(4 * GiB, vm(), now, 1 * GiB, {2 * GiB, 300, 3});
+	EXPECT_EQ(g.target, 1 * GiB);
+	EXPECT_NE(g.why.find("limited to its fair share: 1 GiB of 3 GiB among 3 growing VM(s)"), std::string::npos)
+	        << g.why;
+	// One that holds nothing gets its third, rounded down to the block.
+	now.requested = 0;
+	g = decideTarget(4 * GiB, vm(), now, 1 * GiB, {0, 300, 3});
+	EXPECT_EQ(g.target, 340 * MiB);
+	// Alone, it gets the spare.
+	g = decideTarget(4 * GiB, vm(), now, 1 * GiB, {});
+	EXPECT_EQ(g.target, 1 * GiB);
+	EXPECT_NE(g.why.find("limited by the host's free memory: 1 GiB spare"), std::string::npos) << g.why;
 	// No spare: no growth, but shrinking is always granted.
-	EXPECT_EQ(decideTarget(2 * GiB, vm(), now, 0, 1).target, 1 * GiB);
-	EXPECT_EQ(decideTarget(256 * MiB, vm(), now, 0, 1).target, 256 * MiB);
+	now.requested = 1 * GiB;
+	EXPECT_EQ(decideTarget(2 * GiB, vm(), now, 0, {}).target, 1 * GiB);
+	EXPECT_EQ(decideTarget(256 * MiB, vm(), now, 0, {}).target, 256 * MiB);
+}
+
+TEST(Grant, SharesGoByWeightAboveTheMin)
+{
+	// 3 GiB to share between a VM of weight 200 and one of 100: two thirds
+	// and a third, counted above each one's min.
+	VmConfig heavy = vm(512 * MiB), light = vm();
+	heavy.weight = 200;
+	DeviceState h{2 * MiB, 0, 0, 512 * MiB, 512 * MiB}, l{2 * MiB, 0, 0, 0, 0};
+	EXPECT_EQ(decideTarget(8 * GiB, heavy, h, 3 * GiB, {0, 300, 2}).target, 512 * MiB + 2 * GiB);
+	EXPECT_EQ(decideTarget(8 * GiB, light, l, 1 * GiB, {2 * GiB, 300, 2}).target, 1 * GiB);
+	// Taking turns, two VMs of equal weight end within a block of each
+	// other, whoever asks first, and their total never passes the pool.
+	const uint64_t pool = 3 * GiB + 6 * MiB;
+	DeviceState a{2 * MiB, 0, 0, 0, 0}, b = a;
+	for (int round = 0; round < 20; round++)
+		for (DeviceState *d : {&a, &b}) {
+			const uint64_t spare = pool - a.requested - b.requested;
+			d->requested =
+			        decideTarget(8 * GiB, light, *d, spare, {a.requested + b.requested, 200, 2}).target;
+		}
+	EXPECT_LE(a.requested + b.requested, pool);
+	EXPECT_LE(a.requested > b.requested ? a.requested - b.requested : b.requested - a.requested, 2 * MiB);
+	EXPECT_GE(a.requested + b.requested, pool - 4 * MiB);
 }
 
 TEST(Session, MalformedRequestsNeverReachTheDevice)
@@ -267,11 +303,11 @@ TEST(Session, MalformedRequestsNeverReachTheDevice)
 	VmSession s(vm(), 1000);
 	FakeDevice d;
 	for (const char *line : {"{", "{\"v\":1,\"id\":5,\"type\":\"resize\",\"target\":-1}", "\x01\x02"}) {
-		auto reply = parseReply(ask(s, d, line, false, 100 * GiB, 1, t0));
+		auto reply = parseReply(ask(s, d, line, false, 100 * GiB, t0));
 		ASSERT_TRUE(reply);
 		EXPECT_FALSE(reply->ok);
 	}
-	auto reply = parseReply(ask(s, d, "", true, 100 * GiB, 1, t0));
+	auto reply = parseReply(ask(s, d, "", true, 100 * GiB, t0));
 	ASSERT_TRUE(reply);
 	EXPECT_EQ(reply->error, "too-long");
 	EXPECT_EQ(d.sets, 0);
@@ -281,8 +317,7 @@ TEST(Session, ResizeIsClampedAndAnsweredWithTheState)
 {
 	VmSession s(vm(0, 1 * GiB), 1000);
 	FakeDevice d;
-	auto reply =
-	        parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 9, 1ull << 49}), false, 100 * GiB, 1, t0));
+	auto reply = parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 9, 1ull << 49}), false, 100 * GiB, t0));
 	ASSERT_TRUE(reply);
 	EXPECT_TRUE(reply->ok);
 	EXPECT_EQ(reply->id, 9u);
@@ -292,10 +327,10 @@ TEST(Session, ResizeIsClampedAndAnsweredWithTheState)
 	// The device stopped short: the same target is set again, which makes
 	// the guest driver retry at once.
 	d.s.size = 512 * MiB;
-	ask(s, d, formatRequest({Request::Kind::Resize, 10, 1 * GiB}), false, 100 * GiB, 1, t0);
+	ask(s, d, formatRequest({Request::Kind::Resize, 10, 1 * GiB}), false, 100 * GiB, t0);
 	EXPECT_EQ(d.sets, 2);
 	d.s.size = 1 * GiB;
-	ask(s, d, formatRequest({Request::Kind::Resize, 11, 1 * GiB}), false, 100 * GiB, 1, t0);
+	ask(s, d, formatRequest({Request::Kind::Resize, 11, 1 * GiB}), false, 100 * GiB, t0);
 	EXPECT_EQ(d.sets, 2) << "nothing to do once converged";
 }
 
@@ -306,7 +341,7 @@ TEST(Session, FloodsAreRateLimited)
 	int refused = 0;
 	for (int i = 0; i < 100; i++) {
 		auto reply = parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 1, 8 * GiB}), false, 100 * GiB,
-		                            1, t0 + std::chrono::milliseconds(i)));
+		                            t0 + std::chrono::milliseconds(i)));
 		ASSERT_TRUE(reply);
 		if (!reply->ok) {
 			EXPECT_EQ(reply->error, "rate-limited");
@@ -317,7 +352,7 @@ TEST(Session, FloodsAreRateLimited)
 	EXPECT_EQ(refused, 90);
 	EXPECT_LE(d.s.requested, 4 * GiB);
 	// A second later the bucket has refilled.
-	EXPECT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 2, 0}), false, 0, 1, t0 + 2s))->ok);
+	EXPECT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 2, 0}), false, 0, t0 + 2s))->ok);
 }
 
 // Three bursts within 0.91 s: a token bucket let 19 through at 10 per
@@ -330,7 +365,7 @@ TEST(Session, NoSecondSeesMoreThanTheRate)
 	for (auto burst : {0ms, 450ms, 910ms, 1000ms, 1400ms})
 		for (int i = 0; i < 10; i++) {
 			const auto t = t0 + burst + std::chrono::microseconds(i);
-			if (parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t))->ok)
+			if (parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, t))->ok)
 				granted.push_back(t);
 		}
 	EXPECT_EQ(granted.size(), 20u) << "10 at 0 s and 10 from 1 s on";
@@ -345,12 +380,12 @@ TEST(Session, RefusalsCarryTheIdAndTheState)
 	VmSession s(vm(0, 2 * GiB), 100);
 	FakeDevice d;
 	d.s.size = d.s.requested = 256 * MiB;
-	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t0))->ok);
+	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, t0))->ok);
 	d.broken = true; // a refusal does not ask the device
 	for (const char *line :
 	     {"{\"v\":1,\"id\":4,\"type\":\"status\"}", "{\"v\":1,\"id\":4,\"type\":\"resize\",\"target\":\"1G\"}",
 	      "{\"v\":2,\"id\":4,\"type\":\"hello\"}"}) {
-		auto reply = parseReply(ask(s, d, line, false, 0, 1, t0));
+		auto reply = parseReply(ask(s, d, line, false, 0, t0));
 		ASSERT_TRUE(reply) << line;
 		EXPECT_FALSE(reply->ok) << line;
 		EXPECT_EQ(reply->id, 4u) << line;
@@ -359,7 +394,7 @@ TEST(Session, RefusalsCarryTheIdAndTheState)
 		EXPECT_EQ(reply->state.max, 2 * GiB) << line;
 		EXPECT_EQ(reply->state.blockSize, 2 * MiB) << line;
 	}
-	auto reply = parseReply(ask(s, d, "{\"v\":1,\"id\":-4,\"type\":\"hello\"}", false, 0, 1, t0));
+	auto reply = parseReply(ask(s, d, "{\"v\":1,\"id\":-4,\"type\":\"hello\"}", false, 0, t0));
 	EXPECT_EQ(reply->id, 0u) << "no valid id";
 }
 
@@ -371,7 +406,7 @@ TEST(Session, AFloodOfBadLinesIsNotAFloodOfLogLines)
 	FakeDevice d;
 	testing::internal::CaptureStderr();
 	for (int i = 0; i < 20000; i++)
-		ask(s, d, "garbage", false, 0, 1, t0 + std::chrono::milliseconds(i));
+		ask(s, d, "garbage", false, 0, t0 + std::chrono::milliseconds(i));
 	s.warnings().flush(t0 + 30s);
 	const std::string log = testing::internal::GetCapturedStderr();
 	const auto lines = std::count(log.begin(), log.end(), '\n');
@@ -388,13 +423,13 @@ TEST(Session, HypervisorTroubleIsAnErrorReply)
 	VmSession s(vm(), 100);
 	FakeDevice d;
 	d.broken = true;
-	auto reply = parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t0));
+	auto reply = parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, t0));
 	ASSERT_TRUE(reply);
 	EXPECT_EQ(reply->error, "host-error");
 	EXPECT_EQ(reply->id, 1u);
 	d.broken = false;
 	d.setFails = true;
-	reply = parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 2, GiB}), false, 100 * GiB, 1, t0));
+	reply = parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 2, GiB}), false, 100 * GiB, t0));
 	EXPECT_EQ(reply->error, "host-error");
 	EXPECT_EQ(reply->id, 2u);
 	EXPECT_NE(reply->message.find("GenericError"), std::string::npos) << reply->message;
@@ -409,11 +444,11 @@ TEST(Session, RequestsWhileASetIsUnderWay)
 {
 	VmSession s(vm(), 100);
 	FakeDevice d;
-	auto first = s.handle(formatRequest({Request::Kind::Resize, 1, GiB}), false, d.state(), 100 * GiB, 1, t0);
+	auto first = s.handle(formatRequest({Request::Kind::Resize, 1, GiB}), false, d.state(), 100 * GiB, {}, t0);
 	ASSERT_EQ(first.set, GiB);
 	ASSERT_TRUE(first.reply.empty());
 	EXPECT_EQ(s.requested(), GiB) << "counted in the budget at once";
-	auto second = s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, d.state(), 100 * GiB, 1, t0);
+	auto second = s.handle(formatRequest({Request::Kind::Hello, 2, 0}), false, d.state(), 100 * GiB, {}, t0);
 	ASSERT_FALSE(second.set);
 	ASSERT_TRUE(second.reply.empty()) << "a hello reads the device first";
 	auto reply = parseReply(s.finish(2, Ok{}, d.state(), t0));
@@ -432,7 +467,7 @@ TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
 	VmSession s(vm(0, 4 * GiB), 1000);
 	FakeDevice d;
 	// What a reply told the guest is not told again.
-	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, 1, t0))->ok);
+	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Hello, 1, 0}), false, 0, t0))->ok);
 	EXPECT_EQ(s.notice(d.state(), t0), "");
 	// The device grew behind the guest's back (someone else's qom-set).
 	d.s.size = d.s.requested = 1 * GiB;
@@ -590,11 +625,58 @@ TEST(BrokerConfig, ErrorsNamePlaceAndKey)
 	}
 }
 
+TEST(BrokerConfig, LibvirtServesEveryDomainOrThoseListed)
+{
+	auto all = parseBrokerConfig("version: 1\nhost: {driver: libvirt}\n", "b.yaml");
+	ASSERT_TRUE(all) << all.error().message;
+	EXPECT_EQ(all->hypervisor, Hypervisor::Libvirt);
+	EXPECT_EQ(all->libvirtUri, "qemu:///system");
+	EXPECT_TRUE(all->domains.empty());
+
+	auto listed = parseBrokerConfig(R"(version: 1
+host: {driver: libvirt, libvirt: "qemu+ssh://h/system"}
+vms:
+  - {name: a, max: 2G, weight: 400}
+  - {name: b, device: virtiomem1}
+)",
+	                                "b.yaml");
+	ASSERT_TRUE(listed) << listed.error().message;
+	EXPECT_EQ(listed->libvirtUri, "qemu+ssh://h/system");
+	ASSERT_EQ(listed->domains.size(), 2u);
+	EXPECT_EQ(listed->domains[0].max, 2 * GiB);
+	EXPECT_FALSE(listed->domains[0].min);
+	EXPECT_EQ(listed->domains[0].weight, 400u);
+	EXPECT_FALSE(listed->domains[1].weight);
+	EXPECT_EQ(listed->domains[1].device, "virtiomem1");
+	EXPECT_FALSE(listed->domains[1].max);
+
+	struct {
+		const char *text, *expected;
+	} cases[] = {
+	        {"version: 1\nhost: {driver: xen}\n", "b.yaml:2:16: host.driver: 'xen' is not a driver"},
+	        {"version: 1\nhost: {libvirt: qemu:///system}\nvms: []\n", "host.libvirt: is for 'driver: libvirt'"},
+	        {"version: 1\nhost: {driver: libvirt}\nvms:\n  - {name: a, qmp: /q}\n", "vms[0].qmp: unknown key"},
+	        {"version: 1\nhost: {driver: libvirt}\nvms:\n  - {max: 1G}\n", "vms[0].name: missing"},
+	        {"version: 1\nhost: {driver: libvirt}\nvms:\n  - {name: a, min: 2G, max: 1G}\n",
+	         "vms[0].min: is more than max"},
+	        {"version: 1\nhost: {driver: libvirt}\nvms:\n  - {name: a}\n  - {name: a}\n",
+	         "vms[1].name: 'a' is listed twice"},
+	        {"version: 1\nhost: {driver: libvirt}\nvms: []\n", "vms: expected a non-empty list of domains"},
+	        {"version: 1\nhost: {driver: libvirt}\nvms:\n  - {name: a, weight: 0}\n", "vms[0].weight:"},
+	};
+	for (const auto &c : cases) {
+		auto r = parseBrokerConfig(c.text, "b.yaml");
+		ASSERT_FALSE(r) << c.text;
+		EXPECT_NE(r.error().message.find(c.expected), std::string::npos) << r.error().message;
+	}
+}
+
 TEST(BrokerConfig, ShippedExampleLoads)
 {
 	auto c = loadBrokerConfig(VMRD_BROKER_CONFIG);
 	ASSERT_TRUE(c) << c.error().message;
-	EXPECT_EQ(c->vms.size(), 1u);
+	ASSERT_EQ(c->vms.size(), 1u);
+	EXPECT_EQ(c->vms[0].weight, 100u);
 }
 
 namespace {

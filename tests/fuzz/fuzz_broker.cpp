@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	auto t = VmSession::Clock::now();
 	while (auto line = reader.next()) {
 		FUZZ_CHECK(line->text.size() <= maxLine);
-		auto handled = session.handle(line->text, line->tooLong, device.state(), 8192 * MiB, 1, t);
+		auto handled = session.handle(line->text, line->tooLong, device.state(), 8192 * MiB, {}, t);
 		FUZZ_CHECK(!handled.set || handled.reply.empty());
 		if (handled.reply.empty()) {
 			if (handled.set)

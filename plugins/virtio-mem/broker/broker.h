@@ -17,13 +17,33 @@
 
 namespace vmrd::vmem {
 
+// A VM's weight, as cgroup v2's cpu.weight and io.weight: 1 to 10000, 100
+// by default.
+inline constexpr unsigned minWeight = 1, maxWeight = 10000;
+
 struct VmConfig {
-	std::string name;
+	std::string name;    // with libvirt: the domain's
 	std::string qmp;     // QEMU's QMP unix socket, one client: give the broker its own
-	std::string device;  // the virtio-mem-pci device id
+	std::string device;  // the virtio-mem-pci device id; with libvirt its alias, empty for the first
 	std::string channel; // the unix socket of the guest's virtserialport
 	uint64_t min = 0;    // the range the host allows, in bytes
 	uint64_t max = 0;
+	unsigned weight = 100; // its claim on contended memory, against the others'
+};
+
+// How the broker reaches the VMs' devices.
+enum class Hypervisor {
+	Qmp,     // the QEMU processes listed in the config, each by its QMP socket
+	Libvirt, // the domains of a libvirtd (libvirt_discovery.h)
+};
+
+// A domain listed in a libvirt broker's config; what it leaves out comes
+// from the domain's XML.
+struct DomainChoice {
+	std::string name;
+	std::string device; // the virtio-mem device's alias; empty: the first
+	std::optional<uint64_t> min, max;
+	std::optional<unsigned> weight;
 };
 
 struct BrokerConfig {
@@ -33,7 +53,10 @@ struct BrokerConfig {
 	unsigned requestsPerSecond = 10; // per VM; beyond it requests are refused
 	std::string procfs = "/proc";    // where the host's meminfo is read
 	LogLevel logLevel = LogLevel::Info;
-	std::vector<VmConfig> vms;
+	Hypervisor hypervisor = Hypervisor::Qmp;
+	std::string libvirtUri = "qemu:///system";
+	std::vector<VmConfig> vms;         // with QMP
+	std::vector<DomainChoice> domains; // with libvirt; empty: every domain that has what vmrd needs
 };
 
 Result<BrokerConfig> parseBrokerConfig(const std::string &text, const std::string &file);
@@ -44,14 +67,25 @@ Result<BrokerConfig> loadBrokerConfig(const std::string &path);
 //  - The target is clamped to the VM's [min, max] and to the device block
 //    (rounded down when growing, up when shrinking).
 //  - Growth above the current requested-size is limited by `spare` (host
-//    MemAvailable minus the reserve, and the budget left if there is one),
-//    split equally among the `growers` VMs that asked to grow in the last
-//    10 s.  Shrinking and the VM's min are always granted.
+//    MemAvailable minus the reserve, and the budget left if there is one)
+//    and by the VM's fair share: what the contenders hold above their min
+//    and the spare, split by weight.  A VM that holds its share already
+//    gets no more while the others still ask; one that holds less gets up
+//    to its share as the spare allows.  Shrinking and the VM's min are
+//    always granted.
 struct Grant {
 	uint64_t target = 0;
 	std::string why; // empty when granted as asked
 };
-Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers);
+// The VMs that compete for memory when one asks to grow: it and every
+// other VM that asked to grow in the last 10 s.
+struct Contenders {
+	uint64_t held = 0;   // what they hold above their min, together
+	uint64_t weight = 0; // their weights, summed
+	unsigned count = 1;
+};
+Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare,
+                   const Contenders &contenders);
 
 // Per-VM request handling, independent of sockets and of the device's
 // driver: one line in, a reply out, now or once the device's requested size
@@ -66,6 +100,8 @@ public:
 	}
 
 	const VmConfig &config() const { return config_; }
+	// Libvirt discovery found the VM changed: a new channel or range.
+	void reconfigure(const VmConfig &config) { config_ = config; }
 	// This VM's warnings, rate-limited.
 	Warnings &warnings() { return warnings_; }
 	// What a line from the guest asks of the loop: to send `reply` now (a
@@ -84,7 +120,7 @@ public:
 	// rate-limited request.  Every reply, a refusal too, carries the
 	// request's id when the line has a valid one, and the device's state.
 	Handled handle(const std::string &line, bool tooLong, const std::optional<DeviceState> &device, uint64_t spare,
-	               unsigned growers, Clock::time_point now);
+	               const Contenders &contenders, Clock::time_point now);
 	// The reply to request `id` once the device call handle() asked for
 	// gave `result`; `device`: what was read.
 	std::string finish(uint64_t id, const Status &result, const std::optional<DeviceState> &device,

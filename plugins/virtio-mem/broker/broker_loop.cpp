@@ -2,6 +2,7 @@
 // vmrd-broker's event loop: each VM's guest channel, its device link, reconnects, size notices and signals.
 #include "broker.h"
 #include "device_link.h"
+#include "libvirt_discovery.h"
 
 #include <algorithm>
 #include <csignal>
@@ -61,6 +62,8 @@ public:
 	int run();
 
 private:
+	void addVm(const VmConfig &c, std::unique_ptr<Driver> driver);
+	void found(const VmConfig &c);
 	void onSignal();
 	void onTick();
 	void reconnect();
@@ -70,7 +73,7 @@ private:
 	void send(Vm &vm, const std::string &line, const char *what);
 	void sendNotice(Vm &vm);
 	uint64_t spare();
-	unsigned growers(const Vm &asking, VmSession::Clock::time_point now) const;
+	Contenders contenders(const Vm &asking, VmSession::Clock::time_point now) const;
 	void notifyStatus();
 
 	const BrokerConfig &config_;
@@ -78,6 +81,7 @@ private:
 	EventLoop loop_;
 	Mailbox mailbox_{loop_};
 	std::vector<std::unique_ptr<Vm>> vms_; // before the mailbox goes: links post to it
+	std::unique_ptr<LibvirtDiscovery> discovery_;
 	int signalFd_ = -1;
 	EventLoop::Timer tickTimer_ = 0;
 	TimePoint nextTick_;
@@ -89,18 +93,43 @@ private:
 
 Broker::Broker(const BrokerConfig &config, ProcFile meminfo) : config_(config), meminfo_(std::move(meminfo))
 {
-	for (const VmConfig &c : config.vms) {
-		auto vm = std::make_unique<Vm>();
-		vm->session = std::make_unique<VmSession>(c, config.requestsPerSecond);
-		Vm &v = *vm;
-		// A new state (connected, size changed, or lost) is to be told to
-		// the guest; the first one lets its channel connect.
-		vm->device = std::make_unique<DeviceLink>("vm " + c.name, makeQmpDriver(c), mailbox_, [this, &v] {
-			v.noticeDue = true;
-			if (v.channel < 0 && v.device->state())
-				connectChannel(v);
-		});
-		vms_.push_back(std::move(vm));
+	for (const VmConfig &c : config.vms)
+		addVm(c, makeQmpDriver(c));
+}
+
+void Broker::addVm(const VmConfig &c, std::unique_ptr<Driver> driver)
+{
+	auto vm = std::make_unique<Vm>();
+	vm->session = std::make_unique<VmSession>(c, config_.requestsPerSecond);
+	Vm &v = *vm;
+	// A new state (connected, size changed, or lost) is to be told to
+	// the guest; the first one lets its channel connect.
+	vm->device = std::make_unique<DeviceLink>("vm " + c.name, std::move(driver), mailbox_, [this, &v] {
+		v.noticeDue = true;
+		if (v.channel < 0 && v.device->state())
+			connectChannel(v);
+	});
+	vm->noticeTimer = loop_.addTimer([this, &v] { sendNotice(v); });
+	vms_.push_back(std::move(vm));
+}
+
+// A domain that libvirt discovery found, or found changed.
+void Broker::found(const VmConfig &c)
+{
+	auto it = std::find_if(vms_.begin(), vms_.end(),
+	                       [&](const auto &vm) { return vm->session->config().name == c.name; });
+	if (it == vms_.end()) {
+		addVm(c, makeLibvirtDriver(config_.libvirtUri, c));
+		if (!vms_.back()->device->ok())
+			logError("vm " + c.name + ": cannot start its device link: " + std::strerror(errno));
+		return;
+	}
+	Vm &vm = **it;
+	const bool newChannel = vm.session->config().channel != c.channel;
+	vm.session->reconfigure(c);
+	if (newChannel && vm.channel >= 0) {
+		logInfo("vm " + c.name + ": its guest channel moved to " + c.channel + "; reconnecting");
+		closeChannel(vm);
 	}
 }
 
@@ -121,7 +150,10 @@ int Broker::run()
 	const sigset_t signals = handledSignals();
 	signalFd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	const bool linked = std::all_of(vms_.begin(), vms_.end(), [](const auto &vm) { return vm->device->ok(); });
-	if (signalFd_ < 0 || !loop_.ok() || !mailbox_.ok() || !linked) {
+	if (config_.hypervisor == Hypervisor::Libvirt)
+		discovery_ =
+		        std::make_unique<LibvirtDiscovery>(config_, mailbox_, [this](const VmConfig &c) { found(c); });
+	if (signalFd_ < 0 || !loop_.ok() || !mailbox_.ok() || !linked || (discovery_ && !discovery_->ok())) {
 		logError(std::string("cannot set up the event loop: ") + std::strerror(errno));
 		return 1;
 	}
@@ -132,8 +164,6 @@ int Broker::run()
 	tickTimer_ = loop_.addTimer([this] { onTick(); });
 	nextTick_ = VmSession::Clock::now() + reconnectEvery;
 	loop_.setTimer(tickTimer_, nextTick_);
-	for (auto &vm : vms_)
-		vm->noticeTimer = loop_.addTimer([this, &v = *vm] { sendNotice(v); });
 	// Whatever a round of handlers did may have made a notice due.
 	loop_.afterEach([this] {
 		for (auto &vm : vms_)
@@ -141,8 +171,10 @@ int Broker::run()
 	});
 	watchdog_ = watchdogInterval().has_value();
 
-	logInfo("vmrd-broker serving " + std::to_string(vms_.size()) + " VM(s); host reserve " +
-	        formatSize(config_.reserve) + (config_.budget ? ", budget " + formatSize(config_.budget) : ""));
+	const std::string serving =
+	        discovery_ ? "the domains of libvirt at " + config_.libvirtUri : std::to_string(vms_.size()) + " VM(s)";
+	logInfo("vmrd-broker serving " + serving + "; host reserve " + formatSize(config_.reserve) +
+	        (config_.budget ? ", budget " + formatSize(config_.budget) : ""));
 	reconnect();
 	notifySystemd("READY=1");
 	notifyStatus();
@@ -237,7 +269,7 @@ void Broker::onChannel(Vm &vm)
 	vm.reader.feed(std::string_view(buf, static_cast<size_t>(got)));
 	while (auto line = vm.reader.next()) {
 		const auto now = VmSession::Clock::now();
-		auto h = vm.session->handle(line->text, line->tooLong, vm.device->state(), spare(), growers(vm, now),
+		auto h = vm.session->handle(line->text, line->tooLong, vm.device->state(), spare(), contenders(vm, now),
 		                            now);
 		if (!h.reply.empty()) {
 			send(vm, h.reply, "reply");
@@ -296,16 +328,20 @@ uint64_t Broker::spare()
 	return std::min(hostSpare, config_.budget > used ? config_.budget - used : 0);
 }
 
-// The VMs competing for the spare: the asking one and every other that
-// asked to grow recently.
-unsigned Broker::growers(const Vm &asking, VmSession::Clock::time_point now) const
+// The VMs competing for memory: the asking one and every other that asked
+// to grow recently.
+Contenders Broker::contenders(const Vm &asking, VmSession::Clock::time_point now) const
 {
-	unsigned n = 1;
-	for (const auto &vm : vms_)
-		if (vm.get() != &asking && vm->session->lastGrowRequest() &&
-		    now - *vm->session->lastGrowRequest() < growerWindow)
-			n++;
-	return n;
+	Contenders c{0, 0, 0};
+	for (const auto &vm : vms_) {
+		const auto &s = *vm->session;
+		if (vm.get() != &asking && !(s.lastGrowRequest() && now - *s.lastGrowRequest() < growerWindow))
+			continue;
+		c.held += s.requested() > s.config().min ? s.requested() - s.config().min : 0;
+		c.weight += s.config().weight;
+		c.count++;
+	}
+	return c;
 }
 
 // systemd's STATUS= line: how many guests the broker reaches now.

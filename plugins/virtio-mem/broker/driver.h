@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// How the broker reaches one VM's virtio-mem device: QEMU's QMP today (qmp_driver.cpp).
+// How the broker reaches one VM's virtio-mem device: QEMU's QMP (qmp_driver.cpp) or libvirt (libvirt_driver.cpp).
 #pragma once
 
 #include <cstdint>
@@ -37,5 +37,8 @@ public:
 };
 
 std::unique_ptr<Driver> makeQmpDriver(const VmConfig &vm);
+// The domain `vm.name` of the libvirtd at `uri`, its virtio-mem device
+// `vm.device` (libvirt_driver.cpp).
+std::unique_ptr<Driver> makeLibvirtDriver(const std::string &uri, const VmConfig &vm);
 
 } // namespace vmrd::vmem

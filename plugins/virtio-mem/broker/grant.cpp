@@ -21,7 +21,8 @@ uint64_t alignUp(uint64_t v, uint64_t block)
 
 } // namespace
 
-Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare, unsigned growers)
+Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare,
+                   const Contenders &contenders)
 {
 	const uint64_t block = std::max<uint64_t>(now.blockSize, 1);
 	const uint64_t min = alignUp(vm.min, block), max = alignDown(vm.max, block);
@@ -37,12 +38,19 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 	t = t > now.requested ? alignDown(t, block) : alignUp(t, block);
 	const uint64_t base = std::max(now.requested, min);
 	if (t > base) {
-		const uint64_t share = alignDown(spare / std::max(growers, 1u), block);
-		if (t - base > share) {
-			t = base + share;
-			g.why = "limited by the host's free memory: a share of " + formatSize(share) + " of " +
-			        formatSize(spare) + " spare among " + std::to_string(std::max(growers, 1u)) +
-			        " growing VM(s)";
+		const uint64_t pool = spare + contenders.held;
+		const uint64_t weights = std::max<uint64_t>(contenders.weight, vm.weight);
+		const uint64_t share = pool / weights * vm.weight + pool % weights * vm.weight / weights;
+		const uint64_t held = base - min;
+		const uint64_t room = alignDown(std::min(spare, share > held ? share - held : 0), block);
+		if (t - base > room) {
+			t = base + room;
+			if (room == alignDown(spare, block))
+				g.why = "limited by the host's free memory: " + formatSize(spare) + " spare";
+			else
+				g.why = "limited to its fair share: " + formatSize(share) + " of " + formatSize(pool) +
+				        " among " + std::to_string(contenders.count) + " growing VM(s), by weight " +
+				        std::to_string(vm.weight) + " of " + std::to_string(weights);
 		}
 	}
 	if (t != asked && g.why.empty())
@@ -88,7 +96,7 @@ DeviceState VmSession::lastKnown() const
 }
 
 VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, const std::optional<DeviceState> &device,
-                                     uint64_t spare, unsigned growers, Clock::time_point now)
+                                     uint64_t spare, const Contenders &contenders, Clock::time_point now)
 {
 	Reply reply;
 	Handled h;
@@ -122,7 +130,7 @@ VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, cons
 	if (req->kind == Request::Kind::Resize) {
 		if (req->target > st.requested)
 			lastGrow_ = now;
-		Grant g = decideTarget(req->target, config_, st, spare, growers);
+		Grant g = decideTarget(req->target, config_, st, spare, contenders);
 		logInfo("vm " + config_.name + ": resize to " + formatSize(req->target) + " asked, " +
 		        formatSize(g.target) + " granted" + (g.why.empty() ? "" : " (" + g.why + ")") + "; plugged " +
 		        formatSize(st.size));
