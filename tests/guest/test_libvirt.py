@@ -108,8 +108,50 @@ def test_libvirt_driver(ctx):
         ctx.note(f"the restarted domain grew to {g.device()[1] // MiB} MiB through the same broker")
 
 
+def test_three_guests_under_a_budget(ctx):
+    """Issue 15: three domains under one broker with a budget smaller than what two of them want at once.  Two
+    run a workload together: their total never passes the budget, each stays within its range, and the budget
+    ends split between them within a block.  The third, idle, is untouched."""
+    budget, block, max_size = 1 * GiB, 2 * MiB, 2 * GiB
+    with LibvirtCase(ctx) as c:
+        guests = [c.domain(f"g{i}", max_size) for i in (1, 2, 3)]
+        c.start_broker(host="  budget: 1G\n")
+        wait_for("the broker to reach all three guests",
+                 lambda: c.broker.text().count("guest channel connected") >= 3, 30, 0.2)
+        for g in guests:
+            g.start_vmrd(DAEMON_CONFIG.format(extra=""))
+        busy, idle = guests[:2], guests[2]
+        for g in busy:
+            g.run("(workload 1100 15000 8000; echo \"workload exited $?\") > /tmp/workload.log 2>&1 &")
+        fair = []
+        worst = 0
+
+        def sample():
+            nonlocal worst
+            r = [g.device()[1] for g in busy]
+            total = sum(r) + idle.device()[1]
+            assert total <= budget, f"requested {[x // MiB for x in r]} MiB + idle: {total // MiB} MiB over the budget"
+            assert all(x <= max_size for x in r), f"requested {r} beyond the max"
+            worst = max(worst, total)
+            if sum(r) >= budget - 2 * block:
+                fair.append(abs(r[0] - r[1]))
+            return all("workload exited" in g.run("cat /tmp/workload.log", check=False) for g in busy)
+
+        wait_for("both workloads to end", sample, 300, 0.5)
+        for g in busy:
+            out = g.run("cat /tmp/workload.log")
+            assert "workload: ok" in out, f"{g.name}: {out}"
+        assert idle.device()[1] == 0, f"the idle guest was resized: {idle.device()}"
+        assert fair, f"the budget was never used up by the two (peak {worst // MiB} MiB of {budget // MiB})"
+        assert fair[-1] <= block, f"the shares ended {fair[-1] // MiB} MiB apart, more than a block"
+        ctx.note(f"peak total {worst // MiB} MiB of a {budget // MiB} MiB budget; once it was used up the two "
+                 f"shares were at most {max(fair) // MiB} MiB apart over {len(fair)} samples, "
+                 f"{fair[-1] // MiB} MiB at the end")
+
+
 TESTS = [
     test_libvirt_driver,
+    test_three_guests_under_a_budget,
 ]
 
 
