@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "units.h"
 
 namespace vmrd::vmem {
 
@@ -139,7 +140,7 @@ void DeviceLink::run()
 			Status result = Error{-ENOTCONN, "the broker is not connected to this VM's hypervisor now; "
 			                                 "try again"};
 			if (driver_->connected())
-				result = job.set ? driver_->setRequested(*job.set) : Ok{};
+				result = job.set ? set(*job.set) : Ok{};
 			if (driver_->connected()) {
 				auto read = refresh();
 				if (result && !read)
@@ -149,6 +150,18 @@ void DeviceLink::run()
 				mailbox_.post([done = std::move(done), result] { done(result); });
 		}
 	}
+}
+
+// Sets the requested size; how long the hypervisor took is logged at debug
+// level (bench/broker.py reads it).
+Status DeviceLink::set(uint64_t bytes)
+{
+	const auto t0 = std::chrono::steady_clock::now();
+	Status s = driver_->setRequested(bytes);
+	const auto took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - t0);
+	logDebug(name_ + ": setting the requested size to " + formatSize(bytes) + " took " + formatDuration(took) +
+	         (s ? "" : ": " + s.error().message));
+	return s;
 }
 
 void DeviceLink::connect(bool &warned)

@@ -69,6 +69,7 @@ public:
 private:
 	void run();
 	void connect(bool &warned);
+	Status set(uint64_t bytes);
 	Status refresh();
 	void publish(const DeviceState &s);
 	void lost(const std::string &why);
