@@ -358,9 +358,12 @@ void Controller::afterCall(TimePoint t)
 		}
 	}
 	const auto check = policy_->nextCheck();
-	if (heldCheck_) {
-		heldCheck_ = heldLook_ = false;
-		execute(t, policy_->onCheck(t, lastSample_, state_));
+	if (heldCheck_ || hostReclaim_) {
+		Decision d = policy_->onCheck(t, lastSample_, state_);
+		if (hostReclaim_)
+			d.reason = "the host asks for memory back: " + d.reason;
+		heldCheck_ = hostReclaim_ = heldLook_ = false;
+		execute(t, std::move(d));
 	} else if (heldLook_ || (check && t >= *check)) {
 		heldLook_ = false;
 		execute(t, policy_->onTimer(t, lastSample_, state_), true);

@@ -157,6 +157,7 @@ private:
 	std::optional<PsiEvent> heldPressure_;
 	TimePoint heldAt_;
 	bool heldCheck_ = false, heldLook_ = false; // an operator's check; an early signal
+	bool hostReclaim_ = false;                  // the backend said the host asks for memory back
 	bool eventPending_ = false;
 	bool stopping_ = false;
 	std::optional<TimePoint> lastRefresh_; // PSI asks a backend that is away again at most once a second

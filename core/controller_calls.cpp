@@ -68,6 +68,12 @@ bool Controller::book(const Result<BackendState> &st, const char *when, std::opt
 		           (expected ? "expected " : "last saw ") + formatSize(seen) +
 		           ": the device changed outside vmrd; booking the backend's state");
 	state_ = *st;
+	// The host's ask is acted on once the call under way is done
+	// (afterCall), like a check an operator asked for.
+	if (st->reclaim && !hostReclaim_)
+		logInfo(backendName() + ": the host asks for memory back; a shrink check follows");
+	hostReclaim_ = hostReclaim_ || st->reclaim;
+	state_.reclaim = false; // an ask, not a state: taken once
 	return true;
 }
 

@@ -38,6 +38,7 @@ std::string describeDecision(const Decision &d);
 struct BackendState {
 	bool connected = false;
 	bool hotplug = false; // memory arrives as hot-plugged memory blocks
+	bool reclaim = false; // the host asks for memory back (VMRD_BACKEND_RECLAIM)
 	uint64_t blockSize = 0;
 	uint64_t minBytes = 0;
 	uint64_t maxBytes = 0;

@@ -306,6 +306,7 @@ Result<BackendState> Backend::state()
 	BackendState st;
 	st.connected = s.flags & VMRD_BACKEND_CONNECTED;
 	st.hotplug = s.flags & VMRD_BACKEND_HOTPLUG;
+	st.reclaim = s.flags & VMRD_BACKEND_RECLAIM;
 	st.blockSize = s.block_size;
 	st.minBytes = s.min_bytes;
 	st.maxBytes = s.max_bytes;

@@ -62,11 +62,14 @@ json toJson(const Sample &s)
 
 json toJson(const BackendState &b)
 {
-	return {{"block_size", b.blockSize},
-	        {"min", b.minBytes},
-	        {"max", b.maxBytes},
-	        {"plugged", b.plugged},
-	        {"connected", b.connected}};
+	json j{{"block_size", b.blockSize},
+	       {"min", b.minBytes},
+	       {"max", b.maxBytes},
+	       {"plugged", b.plugged},
+	       {"connected", b.connected}};
+	if (b.reclaim) // written only when set: traces of before read the same
+		j["reclaim"] = true;
+	return j;
 }
 
 Sample sampleFrom(const json &j)
@@ -99,6 +102,7 @@ BackendState stateFrom(const json &j)
 	b.minBytes = j.at("min").get<uint64_t>();
 	b.maxBytes = j.at("max").get<uint64_t>();
 	b.plugged = j.at("plugged").get<uint64_t>();
+	b.reclaim = j.value("reclaim", false);
 	return b;
 }
 

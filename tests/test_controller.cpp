@@ -580,6 +580,40 @@ TEST_F(ControllerTest, AHeldCheckRunsBesideAHeldEvent)
 	EXPECT_EQ(checks, 1u) << "reply said: " << held.reason;
 }
 
+// The host asks for memory back (the broker's reclaim, through the
+// backend's state): vmrd gives back what it can spare at once, as for
+// vmrdctl reclaim, keeps what is in use, and its log replays the same.
+TEST_F(ControllerTest, TheHostsAskForMemoryBackIsAShrinkCheck)
+{
+	make(device(1 * GiB));
+	BackendState asked = device(1 * GiB);
+	asked.reclaim = true;
+	// 1.5 GiB available, 1 GiB plugged: all of it can go.
+	ctl->onBackendEvent(t);
+	take();
+	finish({}, asked, avail(1536 * MiB));
+	ASSERT_TRUE(call) << "no shrink check followed the host's ask";
+	EXPECT_EQ(call->op, BackendCall::Op::ReadState);
+	readState(device(1 * GiB));
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::Unplug);
+	const auto *d = decided("the host asks for memory back");
+	ASSERT_NE(d, nullptr);
+	grant(1 * GiB - call->bytes);
+	EXPECT_FALSE(ctl->state().reclaim) << "an ask, taken once";
+	// Asked again, now with 512 MiB plugged and little available: what is
+	// in use stays.
+	asked.plugged = 512 * MiB;
+	ctl->onBackendEvent(t);
+	take();
+	finish({}, asked, avail(64 * MiB));
+	EXPECT_TRUE(!call || call->op != BackendCall::Op::Unplug);
+	EXPECT_NE(decided("the host asks for memory back: MemAvailable 64 MiB below"), nullptr);
+	const auto replayed = replay(preset("server")->params, Limits{}, records);
+	EXPECT_EQ(replayed.divergence, "");
+	EXPECT_EQ(replayed.decisions, recordedDecisions(records));
+}
+
 // A dry run's log replays as a dry run.
 TEST_F(ControllerTest, ADryRunLogReplaysAsADryRun)
 {

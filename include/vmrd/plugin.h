@@ -105,6 +105,12 @@ struct vmrd_option {
 /* Set in vmrd_backend_state.flags. */
 #define VMRD_BACKEND_CONNECTED (1u << 0) /* the backend can serve plug/unplug now */
 #define VMRD_BACKEND_HOTPLUG (1u << 1)   /* memory arrives as hot-plugged memory blocks */
+/* The host asks for memory back (another guest needs it).  vmrd answers
+ * with a shrink check now, as for `vmrdctl reclaim`: its policy gives back
+ * what it can spare and keeps the rest.  Report it in one get_state() per
+ * request: vmrd acts on each state that carries it.  Hosts before this flag
+ * ignore it. */
+#define VMRD_BACKEND_RECLAIM (1u << 2)
 
 /*
  * Limits and state of a backend, all sizes in bytes.  plugged_bytes is what
