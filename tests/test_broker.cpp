@@ -196,6 +196,15 @@ TEST(Protocol, RepliesRoundTrip)
 	EXPECT_NE(bad.error().message.find("error must be a string"), std::string::npos) << bad.error().message;
 }
 
+TEST(Protocol, ReclaimRoundTrips)
+{
+	EXPECT_EQ(formatReclaim(), "{\"type\":\"reclaim\",\"v\":1}\n");
+	auto m = parseBrokerMessage(formatReclaim());
+	ASSERT_TRUE(m) << m.error().message;
+	EXPECT_EQ(m->kind, BrokerMessage::Kind::Reclaim);
+	EXPECT_FALSE(parseReply(formatReclaim())) << "a reclaim is not a reply";
+}
+
 TEST(Protocol, SizeNoticesRoundTrip)
 {
 	const DeviceState s{2 * MiB, 0, 4 * GiB, 512 * MiB, 1 * GiB};
@@ -462,6 +471,30 @@ TEST(Session, RequestsWhileASetIsUnderWay)
 	EXPECT_EQ(reply->state.size, 512 * MiB);
 }
 
+// When another VM starves, an idle one that holds memory above its min is
+// asked to give back, at most once per growerWindow.
+TEST(Session, AnIdleGuestIsAskedBackNotOneThatGrows)
+{
+	VmSession s(vm(0, 4 * GiB), 1000);
+	FakeDevice d;
+	EXPECT_EQ(s.reclaim(t0), "") << "it holds nothing";
+	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 1, GiB}), false, 100 * GiB, t0))->ok);
+	EXPECT_EQ(s.reclaim(t0 + 5s), "") << "it asked to grow within the window";
+	const auto idle = t0 + VmSession::growerWindow + 1s;
+	EXPECT_EQ(s.reclaim(idle), formatReclaim());
+	EXPECT_EQ(s.reclaim(idle + 1s), "") << "asked within the window already";
+	EXPECT_EQ(s.reclaim(idle + VmSession::growerWindow), formatReclaim());
+}
+
+TEST(Grant, StarvedMeansShortOfSpareNotOfItsShare)
+{
+	DeviceState now{2 * MiB, 0, 0, 0, 0};
+	EXPECT_TRUE(decideTarget(1 * GiB, vm(), now, 256 * MiB, {}).starved);
+	EXPECT_FALSE(decideTarget(1 * GiB, vm(), now, 100 * GiB, {}).starved) << "granted as asked";
+	now.requested = 2 * GiB;
+	EXPECT_FALSE(decideTarget(4 * GiB, vm(), now, 1 * GiB, {2 * GiB, 200, 2}).starved) << "at its share";
+}
+
 TEST(Session, NoticesTellOnlyChangesAndNotTooOften)
 {
 	VmSession s(vm(0, 4 * GiB), 1000);
@@ -524,6 +557,27 @@ TEST(GuestPlugin, SizeNoticesReachTheStateWithoutARoundTrip)
 	EXPECT_EQ(st.plugged_bytes, 768 * MiB);
 	EXPECT_TRUE(st.flags & VMRD_BACKEND_CONNECTED);
 	EXPECT_TRUE(host.received().empty());
+}
+
+// The broker's reclaim reaches vmrd as VMRD_BACKEND_RECLAIM in one state.
+TEST(GuestPlugin, TheBrokersReclaimIsToldInOneState)
+{
+	ScriptedBroker host;
+	ASSERT_FALSE(host.port().empty()) << "no pty";
+	FakeProc proc(1 * GiB);
+	const DeviceState dev{2 * MiB, 0, 4 * GiB, 512 * MiB, 512 * MiB};
+	host.reply(1, dev);
+	test::RawBackend b(VIRTIO_MEM_PLUGIN_DIR, "virtio-mem", {{"port", host.port()}, {"reply_timeout", "2s"}},
+	                   proc.path());
+	ASSERT_TRUE(b) << b.error();
+	EXPECT_FALSE(b.state().flags & VMRD_BACKEND_RECLAIM);
+	host.send(formatReclaim());
+	ASSERT_TRUE(test::readable(b.eventFd(), 2000)) << "a reclaim did not make the event fd readable";
+	EXPECT_EQ(b.ack(), 0);
+	auto st = b.state();
+	EXPECT_TRUE(st.flags & VMRD_BACKEND_RECLAIM);
+	EXPECT_EQ(st.plugged_bytes, 512 * MiB);
+	EXPECT_FALSE(b.state().flags & VMRD_BACKEND_RECLAIM) << "told once per ask";
 }
 
 TEST(GuestPlugin, NoticesBetweenARequestAndItsReplyDoNotConfuseIt)

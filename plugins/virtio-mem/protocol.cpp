@@ -111,6 +111,10 @@ Result<BrokerMessage> parseBrokerMessage(std::string_view line)
 			return fail("bad-notice", "missing or malformed members");
 		return m;
 	}
+	if (type != j->end() && *type == "reclaim") {
+		m.kind = BrokerMessage::Kind::Reclaim;
+		return m;
+	}
 	Reply &r = m.reply;
 	if (type == j->end() || *type != "reply" || !number(*j, "id", maxId, r.id) || !deviceState(*j, r.state))
 		return fail("bad-reply", "missing or malformed members");
@@ -145,6 +149,11 @@ Result<Reply> parseReply(std::string_view line)
 std::string formatSizeNotice(const SizeNotice &n)
 {
 	return stateMembers("size", n.state).dump() + "\n";
+}
+
+std::string formatReclaim()
+{
+	return json{{"v", protocolVersion}, {"type", "reclaim"}}.dump() + "\n";
 }
 
 std::string formatReply(const Reply &r)

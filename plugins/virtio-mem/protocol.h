@@ -55,9 +55,15 @@ struct SizeNotice {
 	DeviceState state;
 };
 
-// What the guest reads from the broker: a reply or a size notice.
+// Broker -> guest, unasked: another VM needs memory that the host does not
+// have, and this one has not asked to grow lately.  No id, no members: the
+// guest gives back what it can spare now and keeps the rest.  Guests from
+// before this message ignore it as malformed (with a warning).
+//   {"v":1,"type":"reclaim"}
+
+// What the guest reads from the broker: a reply, a size notice or a reclaim.
 struct BrokerMessage {
-	enum class Kind { Reply, Size };
+	enum class Kind { Reply, Size, Reclaim };
 	Kind kind = Kind::Reply;
 	Reply reply;       // Kind::Reply
 	SizeNotice notice; // Kind::Size
@@ -74,6 +80,7 @@ Result<BrokerMessage> parseBrokerMessage(std::string_view line);
 std::string formatRequest(const Request &r);       // with the trailing newline
 std::string formatReply(const Reply &r);           // with the trailing newline
 std::string formatSizeNotice(const SizeNotice &n); // with the trailing newline
+std::string formatReclaim();                       // with the trailing newline
 
 // Splits a byte stream into lines of at most maxLine bytes.  A longer line is
 // dropped up to its newline and reported once as too long.

@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 #include <vmrd/plugin.h>
 
@@ -48,6 +49,7 @@ struct vmrd_backend {
 	DeviceState last;          // from the broker's latest reply or size notice
 	uint64_t memTotalBase = 0; // MemTotal with nothing plugged, learnt at the first hello
 	int eventFd = -1;          // epoll: holds the channel while connected (see setConnected)
+	bool reclaim = false;      // the broker asked for memory back; told in the next state
 
 	~vmrd_backend()
 	{
@@ -114,6 +116,11 @@ std::optional<Reply> takeLine(vmrd_backend *b, const LineReader::Line &line)
 	}
 	if (m->kind == BrokerMessage::Kind::Reply)
 		return m->reply;
+	if (m->kind == BrokerMessage::Kind::Reclaim) {
+		log(b, VMRD_LOG_DEBUG, "the host broker asks for memory back");
+		b->reclaim = true;
+		return std::nullopt;
+	}
 	if (m->notice.state.size != b->last.size)
 		log(b, VMRD_LOG_DEBUG,
 		    "the host broker says the device now has " + formatSize(m->notice.state.size) + " plugged (was " +
@@ -349,7 +356,8 @@ Result<vmrd_backend_state> vmrd_backend::getState()
 			return h.error();
 	}
 	vmrd_backend_state st{};
-	st.flags = VMRD_BACKEND_HOTPLUG | (connected ? VMRD_BACKEND_CONNECTED : 0);
+	st.flags = VMRD_BACKEND_HOTPLUG | (connected ? VMRD_BACKEND_CONNECTED : 0) |
+	           (std::exchange(reclaim, false) ? VMRD_BACKEND_RECLAIM : 0);
 	// While the broker is away, report what it said last.
 	st.block_size = last.blockSize ? last.blockSize : 2u << 20;
 	st.min_bytes = last.min;

@@ -109,18 +109,22 @@ def test_libvirt_driver(ctx):
 
 
 def test_three_guests_under_a_budget(ctx):
-    """Issue 15: three domains under one broker with a budget smaller than what two of them want at once.  Two
-    run a workload together: their total never passes the budget, each stays within its range, and the budget
-    ends split between them within a block.  The third, idle, is untouched."""
+    """Issue 15: three domains under one broker with a budget smaller than what two of them want at once.  The
+    third holds half the budget and idles, its own policy set to keep it for 10 minutes.  When the two busy ones
+    run short, the broker asks it to give back and it does; the two's total never passes the budget, each stays
+    within its range, and the budget ends split between them within a block."""
     budget, block, max_size = 1 * GiB, 2 * MiB, 2 * GiB
     with LibvirtCase(ctx) as c:
         guests = [c.domain(f"g{i}", max_size) for i in (1, 2, 3)]
         c.start_broker(host="  budget: 1G\n")
         wait_for("the broker to reach all three guests",
                  lambda: c.broker.text().count("guest channel connected") >= 3, 30, 0.2)
-        for g in guests:
-            g.start_vmrd(DAEMON_CONFIG.format(extra=""))
         busy, idle = guests[:2], guests[2]
+        for g in busy:
+            g.start_vmrd(DAEMON_CONFIG.format(extra=""))
+        idle.start_vmrd(DAEMON_CONFIG.format(extra="policy: {preset: server, shrink_hold: 10m, backoff_max: 10m}"))
+        idle.run("vmrdctl grow 512M")
+        wait_for("the idle guest to hold 512 MiB", lambda: idle.device() == (512 * MiB, 512 * MiB), 60, 0.5)
         for g in busy:
             g.run("(workload 1100 15000 8000; echo \"workload exited $?\") > /tmp/workload.log 2>&1 &")
         fair = []
@@ -141,12 +145,15 @@ def test_three_guests_under_a_budget(ctx):
         for g in busy:
             out = g.run("cat /tmp/workload.log")
             assert "workload: ok" in out, f"{g.name}: {out}"
-        assert idle.device()[1] == 0, f"the idle guest was resized: {idle.device()}"
+        assert "vm g3: asking the guest to give back" in c.broker.text(), "the idle guest was never asked"
+        assert "the host asks for memory back" in idle.vmrd_log(), idle.vmrd_log()
+        kept = idle.device()[1]
+        assert kept < 512 * MiB, f"the idle guest kept all of its {kept // MiB} MiB"
         assert fair, f"the budget was never used up by the two (peak {worst // MiB} MiB of {budget // MiB})"
         assert fair[-1] <= block, f"the shares ended {fair[-1] // MiB} MiB apart, more than a block"
-        ctx.note(f"peak total {worst // MiB} MiB of a {budget // MiB} MiB budget; once it was used up the two "
-                 f"shares were at most {max(fair) // MiB} MiB apart over {len(fair)} samples, "
-                 f"{fair[-1] // MiB} MiB at the end")
+        ctx.note(f"the idle guest, asked, went from 512 to {kept // MiB} MiB; peak total {worst // MiB} MiB of a "
+                 f"{budget // MiB} MiB budget; once the two used it up their shares were at most "
+                 f"{max(fair) // MiB} MiB apart over {len(fair)} samples, {fair[-1] // MiB} MiB at the end")
 
 
 TESTS = [

@@ -75,7 +75,8 @@ Result<BrokerConfig> loadBrokerConfig(const std::string &path);
 //    always granted.
 struct Grant {
 	uint64_t target = 0;
-	std::string why; // empty when granted as asked
+	std::string why;      // empty when granted as asked
+	bool starved = false; // it got less than asked for want of spare memory, not of its share
 };
 // The VMs that compete for memory when one asks to grow: it and every
 // other VM that asked to grow in the last 10 s.
@@ -113,6 +114,7 @@ public:
 		std::string reply;
 		std::optional<uint64_t> set;
 		uint64_t id = 0;
+		bool starved = false; // a grow got less for want of spare memory (Grant::starved)
 	};
 	// Handles one complete line from the guest (tooLong: it was cut);
 	// `device`: its state as last read, nullopt while the broker cannot
@@ -135,8 +137,14 @@ public:
 	std::string notice(const std::optional<DeviceState> &device, Clock::time_point now);
 	// The guest was told nothing yet (its channel reconnected, a notice was lost).
 	void forget() { told_.reset(); }
-	// When this VM last asked to grow.
-	std::optional<Clock::time_point> lastGrowRequest() const { return lastGrow_; }
+	// A VM that asked to grow this recently competes for memory
+	// (Contenders); one that did not is idle.
+	static constexpr std::chrono::seconds growerWindow{10};
+	bool grewRecently(Clock::time_point now) const { return lastGrow_ && now - *lastGrow_ < growerWindow; }
+	// Another VM starves (Grant::starved): the line that asks this guest to
+	// give back what it can spare (protocol.h), when it holds memory above
+	// its min, is idle, and was not asked within growerWindow; else "".
+	std::string reclaim(Clock::time_point now);
 	// The requested-size the broker set last, or is setting (for the budget).
 	uint64_t requested() const { return requested_; }
 
@@ -151,6 +159,7 @@ private:
 	std::deque<Clock::time_point> admitted_; // the last rate_ requests admitted
 	Warnings warnings_;
 	std::optional<Clock::time_point> lastGrow_;
+	std::optional<Clock::time_point> lastReclaim_;
 	uint64_t requested_ = 0;
 	unsigned calls_ = 0;               // device calls (sets, reads) asked for and not finished
 	std::optional<DeviceState> known_; // as last read from the device

@@ -24,7 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto growerWindow = 10s;  // a VM that asked to grow this recently competes for the spare
 constexpr auto reconnectEvery = 1s; // to a channel socket that is down
 
 // The signals the loop takes from its signalfd.  runBroker() blocks them
@@ -74,13 +73,15 @@ private:
 	void sendNotice(Vm &vm);
 	uint64_t spare();
 	Contenders contenders(const Vm &asking, VmSession::Clock::time_point now) const;
+	void askBack(const Vm &starving, VmSession::Clock::time_point now);
 	void notifyStatus();
 
 	const BrokerConfig &config_;
 	ProcFile meminfo_;
 	EventLoop loop_;
 	Mailbox mailbox_{loop_};
-	std::vector<std::unique_ptr<Vm>> vms_; // before the mailbox goes: links post to it
+	std::vector<std::unique_ptr<Vm>> vms_;     // before the mailbox goes: links post to it
+	std::vector<std::unique_ptr<Vm>> retired_; // until their links end
 	std::unique_ptr<LibvirtDiscovery> discovery_;
 	int signalFd_ = -1;
 	EventLoop::Timer tickTimer_ = 0;
@@ -271,6 +272,8 @@ void Broker::onChannel(Vm &vm)
 		const auto now = VmSession::Clock::now();
 		auto h = vm.session->handle(line->text, line->tooLong, vm.device->state(), spare(), contenders(vm, now),
 		                            now);
+		if (h.starved)
+			askBack(vm, now);
 		if (!h.reply.empty()) {
 			send(vm, h.reply, "reply");
 			continue;
@@ -335,13 +338,23 @@ Contenders Broker::contenders(const Vm &asking, VmSession::Clock::time_point now
 	Contenders c{0, 0, 0};
 	for (const auto &vm : vms_) {
 		const auto &s = *vm->session;
-		if (vm.get() != &asking && !(s.lastGrowRequest() && now - *s.lastGrowRequest() < growerWindow))
+		if (vm.get() != &asking && !s.grewRecently(now))
 			continue;
 		c.held += s.requested() > s.config().min ? s.requested() - s.config().min : 0;
 		c.weight += s.config().weight;
 		c.count++;
 	}
 	return c;
+}
+
+// `starving` could not grow for want of spare memory: the idle guests that
+// hold some are asked to give back what they can spare.
+void Broker::askBack(const Vm &starving, VmSession::Clock::time_point now)
+{
+	for (auto &vm : vms_)
+		if (vm.get() != &starving && vm->channel >= 0)
+			if (auto line = vm->session->reclaim(now); !line.empty())
+				send(*vm, line, "reclaim");
 }
 
 // systemd's STATUS= line: how many guests the broker reaches now.

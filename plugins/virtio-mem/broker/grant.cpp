@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "log.h"
 #include "units.h"
 
 namespace vmrd::vmem {
@@ -45,7 +46,8 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 		const uint64_t room = alignDown(std::min(spare, share > held ? share - held : 0), block);
 		if (t - base > room) {
 			t = base + room;
-			if (room == alignDown(spare, block))
+			g.starved = room == alignDown(spare, block);
+			if (g.starved)
 				g.why = "limited by the host's free memory: " + formatSize(spare) + " spare";
 			else
 				g.why = "limited to its fair share: " + formatSize(share) + " of " + formatSize(pool) +
@@ -57,6 +59,17 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 		g.why = "aligned to the " + formatSize(block) + " block";
 	g.target = t;
 	return g;
+}
+
+std::string VmSession::reclaim(Clock::time_point now)
+{
+	if (requested_ <= config_.min || grewRecently(now) || (lastReclaim_ && now - *lastReclaim_ < growerWindow))
+		return "";
+	lastReclaim_ = now;
+	logInfo("vm " + config_.name + ": asking the guest to give back what it can spare: another VM needs memory " +
+	        "and there is none spare; this one holds " + formatSize(requested_ - config_.min) +
+	        " above its min and has not asked to grow for " + std::to_string(growerWindow.count()) + " s");
+	return formatReclaim();
 }
 
 // At most rate_ requests in any second: a sliding window, so that no
@@ -131,6 +144,7 @@ VmSession::Handled VmSession::handle(const std::string &line, bool tooLong, cons
 		if (req->target > st.requested)
 			lastGrow_ = now;
 		Grant g = decideTarget(req->target, config_, st, spare, contenders);
+		h.starved = g.starved;
 		logInfo("vm " + config_.name + ": resize to " + formatSize(req->target) + " asked, " +
 		        formatSize(g.target) + " granted" + (g.why.empty() ? "" : " (" + g.why + ")") + "; plugged " +
 		        formatSize(st.size));
