@@ -765,7 +765,30 @@ public:
 	}
 	int eventFd() const override { return -1; }
 	bool takeEvents() override { return false; }
+
+	// Until a set is under way, held at the gate.
+	void waitForSet()
+	{
+		std::unique_lock lock(mutex);
+		cv.wait(lock, [&] { return waiting; });
+	}
+	void release()
+	{
+		{
+			std::lock_guard lock(mutex);
+			open = true;
+		}
+		cv.notify_all();
+	}
 };
+
+// Runs the loop until a handler stops it, or for 10 s at most.
+void runLoop(EventLoop &loop)
+{
+	auto timeout = loop.addTimer([&] { loop.stop(); });
+	loop.setTimer(timeout, std::chrono::steady_clock::now() + 10s);
+	loop.run();
+}
 
 } // namespace
 
@@ -786,22 +809,38 @@ TEST(DeviceLink, SetsAskedMeanwhileAreMergedAndAllAnswered)
 			loop.stop();
 	};
 	link.update(2 * MiB, done);
-	{
-		std::unique_lock lock(driver.mutex); // the first set is under way, held at the gate
-		driver.cv.wait(lock, [&] { return driver.waiting; });
-	}
+	driver.waitForSet();
 	for (uint64_t mib : {4, 6, 8})
 		link.update(mib * MiB, done);
-	{
-		std::lock_guard lock(driver.mutex);
-		driver.open = true;
-	}
-	driver.cv.notify_all();
-	auto timeout = loop.addTimer([&] { loop.stop(); });
-	loop.setTimer(timeout, std::chrono::steady_clock::now() + 10s);
-	loop.run();
+	driver.release();
+	runLoop(loop);
 	EXPECT_EQ(answered, 4);
 	link.stop();
 	std::lock_guard lock(driver.mutex);
 	EXPECT_EQ(driver.sets, (std::vector<uint64_t>{2 * MiB, 8 * MiB}));
+}
+
+// A retired link ends after its set under way and says so last, on the
+// loop's thread, after what it posted before: the broker frees a VM whose
+// libvirt domain stopped there, with nothing left that refers to it.
+TEST(DeviceLink, ARetiredLinkEndsAfterItsSetAndSaysSoLast)
+{
+	EventLoop loop;
+	Mailbox mailbox(loop);
+	auto owned = std::make_unique<GatedDriver>();
+	GatedDriver &driver = *owned;
+	auto link = std::make_unique<DeviceLink>("vm test", std::move(owned), mailbox, [] {});
+	std::vector<std::string> order;
+	link->update(2 * MiB, [&](const Status &) { order.push_back("set answered"); });
+	driver.waitForSet();
+	link->update(4 * MiB, [&](const Status &) { order.push_back("not started: never answered"); });
+	link->retire([&] {
+		order.push_back("ended");
+		link.reset(); // where the broker destroys the VM: it does not wait
+		loop.stop();
+	});
+	driver.release();
+	runLoop(loop);
+	EXPECT_EQ(order, (std::vector<std::string>{"set answered", "ended"}));
+	EXPECT_FALSE(link);
 }

@@ -97,3 +97,21 @@ TEST(EventLoop, AWatchRemovedByAnEarlierHandlerIsNotCalled)
 	loop.run();
 	EXPECT_EQ(calls, 1);
 }
+
+// A removed timer never runs, and its slot serves the next timer added.
+TEST(EventLoop, ARemovedTimerNeverRunsAndItsSlotIsReused)
+{
+	EventLoop loop;
+	std::vector<std::string> seen;
+	const auto t0 = std::chrono::steady_clock::now();
+	auto gone = loop.addTimer([&] { seen.push_back("removed"); });
+	auto stop = loop.addTimer([&] { loop.stop(); });
+	loop.setTimer(gone, t0 + 10ms);
+	loop.setTimer(stop, t0 + 40ms);
+	loop.removeTimer(gone);
+	auto again = loop.addTimer([&] { seen.push_back("new"); });
+	EXPECT_EQ(again, gone) << "the free slot is taken";
+	loop.setTimer(again, t0 + 20ms);
+	EXPECT_EQ(loop.run(), 0);
+	EXPECT_EQ(seen, (std::vector<std::string>{"new"}));
+}

@@ -70,8 +70,18 @@ void EventLoop::remove(int fd)
 
 EventLoop::Timer EventLoop::addTimer(std::function<void()> handler)
 {
+	for (size_t i = 0; i < timers_.size(); i++)
+		if (!timers_[i].second) {
+			timers_[i] = {std::nullopt, std::move(handler)};
+			return i;
+		}
 	timers_.emplace_back(std::nullopt, std::move(handler));
 	return timers_.size() - 1;
+}
+
+void EventLoop::removeTimer(Timer timer)
+{
+	timers_.at(timer) = {std::nullopt, nullptr};
 }
 
 void EventLoop::setTimer(Timer timer, std::optional<TimePoint> at)

@@ -40,6 +40,8 @@ public:
 	Timer addTimer(std::function<void()> handler);
 	// Sets or moves the slot's deadline; nothing clears it.
 	void setTimer(Timer timer, std::optional<TimePoint> at);
+	// Frees the slot (its handler is dropped); addTimer() may reuse it.
+	void removeTimer(Timer timer);
 
 	// Runs after every round of handlers: where a user re-computes the
 	// deadlines that follow from what the handlers did.

@@ -48,6 +48,7 @@ struct Vm {
 	bool warnedChannel = false;
 	bool noticeDue = false;           // the device may have changed: tell the guest when the gap allows
 	EventLoop::Timer noticeTimer = 0; // when the gap allows the next notice
+	bool retired = false;             // no longer served (its libvirt domain stopped): waits for its link to end
 };
 
 // Every VM's guest channel on one event loop; each VM's device is driven
@@ -63,6 +64,7 @@ public:
 private:
 	void addVm(const VmConfig &c, std::unique_ptr<Driver> driver);
 	void found(const VmConfig &c);
+	void gone(const std::string &name);
 	void onSignal();
 	void onTick();
 	void reconnect();
@@ -106,6 +108,8 @@ void Broker::addVm(const VmConfig &c, std::unique_ptr<Driver> driver)
 	// A new state (connected, size changed, or lost) is to be told to
 	// the guest; the first one lets its channel connect.
 	vm->device = std::make_unique<DeviceLink>("vm " + c.name, std::move(driver), mailbox_, [this, &v] {
+		if (v.retired)
+			return;
 		v.noticeDue = true;
 		if (v.channel < 0 && v.device->state())
 			connectChannel(v);
@@ -134,10 +138,40 @@ void Broker::found(const VmConfig &c)
 	}
 }
 
+// A served domain that libvirt discovery no longer finds running: its VM
+// leaves the broker (and comes back as new when the domain starts again),
+// so that a host whose domains come and go keeps no link for each.
+void Broker::gone(const std::string &name)
+{
+	auto it = std::find_if(vms_.begin(), vms_.end(),
+	                       [&](const auto &vm) { return vm->session->config().name == name; });
+	if (it == vms_.end())
+		return;
+	Vm &vm = **it;
+	logInfo("vm " + name + ": its domain is no longer running; served again when it starts");
+	vm.retired = true;
+	if (vm.channel >= 0)
+		closeChannel(vm);
+	loop_.removeTimer(vm.noticeTimer);
+	retired_.push_back(std::move(*it));
+	vms_.erase(it);
+	// Destroyed on this thread once its link's thread ended: after all
+	// that the link posted, which refers to it.
+	vm.device->retire([this, &vm] {
+		retired_.erase(
+		        std::find_if(retired_.begin(), retired_.end(), [&](const auto &r) { return r.get() == &vm; }));
+	});
+	notifyStatus();
+}
+
 Broker::~Broker()
 {
 	// All at once: each waits for its command under way.
 	for (auto &vm : vms_)
+		vm->device->stop();
+	for (auto &vm : retired_)
+		vm->device->stop();
+	for (auto &vm : retired_)
 		vm->device->stop();
 	for (auto &vm : vms_)
 		if (vm->channel >= 0)
@@ -152,8 +186,9 @@ int Broker::run()
 	signalFd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
 	const bool linked = std::all_of(vms_.begin(), vms_.end(), [](const auto &vm) { return vm->device->ok(); });
 	if (config_.hypervisor == Hypervisor::Libvirt)
-		discovery_ =
-		        std::make_unique<LibvirtDiscovery>(config_, mailbox_, [this](const VmConfig &c) { found(c); });
+		discovery_ = std::make_unique<LibvirtDiscovery>(
+		        config_, mailbox_, [this](const VmConfig &c) { found(c); },
+		        [this](const std::string &name) { gone(name); });
 	if (signalFd_ < 0 || !loop_.ok() || !mailbox_.ok() || !linked || (discovery_ && !discovery_->ok())) {
 		logError(std::string("cannot set up the event loop: ") + std::strerror(errno));
 		return 1;

@@ -97,6 +97,15 @@ void DeviceLink::stop()
 		poke(wakeFd_);
 }
 
+void DeviceLink::retire(std::function<void()> ended)
+{
+	{
+		std::lock_guard lock(mutex_);
+		ended_ = std::move(ended);
+	}
+	stop();
+}
+
 void DeviceLink::update(std::optional<uint64_t> set, std::function<void(const Status &)> done)
 {
 	{
@@ -132,8 +141,11 @@ void DeviceLink::run()
 		std::deque<Job> jobs;
 		{
 			std::lock_guard lock(mutex_);
-			if (stop_)
+			if (stop_) {
+				if (ended_)
+					mailbox_.post(std::move(ended_));
 				return;
+			}
 			jobs.swap(jobs_);
 		}
 		for (auto &job : jobs) {

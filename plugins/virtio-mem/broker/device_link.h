@@ -56,6 +56,10 @@ public:
 	// Tells the thread to end after the command under way; the destructor
 	// waits for it.  Many links stop faster stopped first, then destroyed.
 	void stop();
+	// Stops, and once the thread has ended (after everything it posted),
+	// runs `ended` on the loop's thread: where the link can be destroyed
+	// without waiting.
+	void retire(std::function<void()> ended);
 
 	// The device as last read; nullopt while the driver is not connected.
 	// Loop thread only.
@@ -89,6 +93,7 @@ private:
 	};
 	std::deque<Job> jobs_;
 	bool stop_ = false;
+	std::function<void()> ended_; // retire()'s
 	std::thread thread_;
 };
 

@@ -27,8 +27,10 @@ std::string describe(const VmConfig &vm)
 } // namespace
 
 LibvirtDiscovery::LibvirtDiscovery(const BrokerConfig &config, Mailbox &mailbox,
-                                   std::function<void(const VmConfig &)> found)
-    : config_(config), mailbox_(mailbox), found_(std::move(found)), wakeFd_(::eventfd(0, EFD_CLOEXEC))
+                                   std::function<void(const VmConfig &)> found,
+                                   std::function<void(const std::string &)> gone)
+    : config_(config), mailbox_(mailbox), found_(std::move(found)), gone_(std::move(gone)),
+      wakeFd_(::eventfd(0, EFD_CLOEXEC))
 {
 	if (wakeFd_ >= 0)
 		thread_ = std::thread([this] { run(); });
@@ -93,20 +95,34 @@ void LibvirtDiscovery::scan()
 		logWarning(libvirtError("listing libvirt's domains").message);
 		return;
 	}
+	std::set<std::string> running;
 	for (int i = 0; i < n; i++) {
 		const char *name = virDomainGetName(doms[i]);
 		const std::string domain = name ? name : "";
+		running.insert(domain);
 		auto vm = serve(doms[i], domain);
 		if (!vm)
 			passOver(domain, vm.error().message);
 		else if (told_[domain] != describe(*vm)) {
 			told_[domain] = describe(*vm);
+			served_.insert(domain);
 			logInfo("vm " + domain + ": found in libvirt: " + describe(*vm));
 			mailbox_.post([this, vm = *vm] { found_(vm); });
 		}
 		virDomainFree(doms[i]);
 	}
 	free(doms); // NOLINT(cppcoreguidelines-no-malloc): libvirt's allocation
+	// What stopped is forgotten: found (or passed over) anew if it starts.
+	for (auto it = told_.begin(); it != told_.end();)
+		it = running.count(it->first) ? std::next(it) : told_.erase(it);
+	for (auto it = served_.begin(); it != served_.end();) {
+		if (running.count(*it)) {
+			++it;
+			continue;
+		}
+		mailbox_.post([this, name = *it] { gone_(name); });
+		it = served_.erase(it);
+	}
 }
 
 // What the broker serves of a running domain, or why it passes it over.

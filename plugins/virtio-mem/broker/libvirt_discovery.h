@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -25,8 +26,11 @@ class LibvirtDiscovery
 {
 public:
 	// `found` runs on the loop's thread with a served domain, and again
-	// when what it says changed (a restarted domain may have a new channel).
-	LibvirtDiscovery(const BrokerConfig &config, Mailbox &mailbox, std::function<void(const VmConfig &)> found);
+	// when what it says changed; `gone` with the name of a served domain
+	// that no longer runs (stopped, migrated away, undefined).  One that
+	// starts again is found again.
+	LibvirtDiscovery(const BrokerConfig &config, Mailbox &mailbox, std::function<void(const VmConfig &)> found,
+	                 std::function<void(const std::string &)> gone);
 	~LibvirtDiscovery();
 	LibvirtDiscovery(const LibvirtDiscovery &) = delete;
 	LibvirtDiscovery &operator=(const LibvirtDiscovery &) = delete;
@@ -41,6 +45,8 @@ private:
 	const BrokerConfig &config_;
 	Mailbox &mailbox_;
 	std::function<void(const VmConfig &)> found_;
+	std::function<void(const std::string &)> gone_;
+	std::set<std::string> served_; // found_ and not gone_ since
 	std::unique_ptr<LibvirtConnection> conn_;
 	std::map<std::string, std::string> told_; // per domain: what was last posted or logged
 
