@@ -25,12 +25,17 @@ Controller::Controller(Settings settings, const BackendState &initial, const Sam
 	r.sample = sample;
 	r.dryRun = settings_.dryRun;
 	record(r, start);
+	// The host's ask in the first state is taken like any (book()).
+	hostReclaim_ = state_.reclaim;
+	state_.reclaim = false;
 	// Memory already plugged (a restart) goes back like any, once idle.
 	policy_->resume(start, state_);
 	if (!state_.connected)
 		refreshAt_ = start;
 	// Started (or restarted) with the device outside the limits.
 	correctBounds(start);
+	if (hostReclaim_ && !inFlight_ && state_.connected)
+		runHeldCheck(start);
 }
 
 void Controller::record(TraceRecord r, TimePoint t)
@@ -358,16 +363,22 @@ void Controller::afterCall(TimePoint t)
 		}
 	}
 	const auto check = policy_->nextCheck();
-	if (heldCheck_ || hostReclaim_) {
-		Decision d = policy_->onCheck(t, lastSample_, state_);
-		if (hostReclaim_)
-			d.reason = "the host asks for memory back: " + d.reason;
-		heldCheck_ = hostReclaim_ = heldLook_ = false;
-		execute(t, std::move(d));
-	} else if (heldLook_ || (check && t >= *check)) {
+	if (heldCheck_ || hostReclaim_)
+		runHeldCheck(t);
+	else if (heldLook_ || (check && t >= *check)) {
 		heldLook_ = false;
 		execute(t, policy_->onTimer(t, lastSample_, state_), true);
 	}
+}
+
+// The shrink check an operator or the host asked for while a call ran.
+void Controller::runHeldCheck(TimePoint t)
+{
+	Decision d = policy_->onCheck(t, lastSample_, state_);
+	if (hostReclaim_)
+		d.reason = "the host asks for memory back: " + d.reason;
+	heldCheck_ = hostReclaim_ = heldLook_ = false;
+	execute(t, std::move(d));
 }
 
 void Controller::correctBounds(TimePoint t)

@@ -121,6 +121,7 @@ private:
 	void setOutcome(std::string outcome);
 	void decidePressure(TimePoint t, const PsiEvent &event, bool held);
 	void afterCall(TimePoint t);
+	void runHeldCheck(TimePoint t);
 	void correctBounds(TimePoint t);
 	void preReadDone(TimePoint t, const CallDone &done);
 	// A resize ended; `after` is the state read after it, or null if the

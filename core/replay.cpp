@@ -38,6 +38,7 @@ public:
 		const TraceRecord &first = *startRecord(records);
 		start_ = &first;
 		sim_ = first.state;
+		sim_.reclaim = false; // the host's ask was in that one state only
 		recorded_ = first.sample;
 		recordedPlugged_ = first.state.plugged;
 		Controller::Settings s{params, limits, std::chrono::seconds(30), first.dryRun, "replay"};
@@ -104,8 +105,13 @@ private:
 			break;
 		case T::Result:
 		case T::State:
-			if (!options_.simulate)
+			if (!options_.simulate) {
 				finishRecordedCall(r);
+			} else if (r.state.reclaim) {
+				// The host asked for memory back: so it does of the simulation.
+				sim_.reclaim = true;
+				ctl_->onBackendEvent(t);
+			}
 			break;
 		case T::Reload:
 			if (!options_.simulate)
@@ -222,6 +228,7 @@ private:
 				}
 			}
 			done.state = sim_;
+			sim_.reclaim = false; // told in one state
 			ctl_->onCallDone(at(t), done, sample());
 			inFlight_ = ctl_->nextCall();
 		}

@@ -612,6 +612,31 @@ TEST_F(ControllerTest, TheHostsAskForMemoryBackIsAShrinkCheck)
 	const auto replayed = replay(preset("server")->params, Limits{}, records);
 	EXPECT_EQ(replayed.divergence, "");
 	EXPECT_EQ(replayed.decisions, recordedDecisions(records));
+	// A simulated replay gets the host's asks too, where they came.
+	ReplayOptions simulate;
+	simulate.simulate = true;
+	const auto simulated = replay(preset("server")->params, Limits{}, records, simulate);
+	const auto asks = std::count_if(simulated.decisions.begin(), simulated.decisions.end(), [](const auto &d) {
+		return d.find("the host asks for memory back") != std::string::npos;
+	});
+	EXPECT_EQ(asks, 2) << ::testing::PrintToString(simulated.decisions);
+}
+
+// The host's ask in the very first state (a reclaim queued before vmrd
+// started) is taken too, and only once.
+TEST_F(ControllerTest, TheHostsAskInTheFirstStateIsTaken)
+{
+	BackendState asked = device(1 * GiB);
+	asked.reclaim = true;
+	make(asked);
+	ASSERT_TRUE(call) << "no shrink check followed the host's ask at start";
+	EXPECT_EQ(call->op, BackendCall::Op::ReadState);
+	EXPECT_FALSE(ctl->state().reclaim);
+	readState(device(1 * GiB));
+	ASSERT_TRUE(call);
+	EXPECT_EQ(call->op, BackendCall::Op::Unplug);
+	grant(1 * GiB - call->bytes);
+	EXPECT_FALSE(call) << "asked once, checked once";
 }
 
 // A dry run's log replays as a dry run.
