@@ -471,19 +471,20 @@ TEST(Session, RequestsWhileASetIsUnderWay)
 	EXPECT_EQ(reply->state.size, 512 * MiB);
 }
 
-// When another VM starves, an idle one that holds memory above its min is
-// asked to give back, at most once per growerWindow.
-TEST(Session, AnIdleGuestIsAskedBackNotOneThatGrows)
+// When another VM starves, one that holds memory above its min is asked to
+// give back when it is idle or holds more than its share, at most once per
+// growerWindow.
+TEST(Session, IdleGuestsAndThoseAboveTheirShareAreAskedBack)
 {
 	VmSession s(vm(0, 4 * GiB), 1000);
 	FakeDevice d;
-	EXPECT_EQ(s.reclaim(t0), "") << "it holds nothing";
+	EXPECT_EQ(s.reclaim(t0, 0), "") << "it holds nothing";
 	ASSERT_TRUE(parseReply(ask(s, d, formatRequest({Request::Kind::Resize, 1, GiB}), false, 100 * GiB, t0))->ok);
-	EXPECT_EQ(s.reclaim(t0 + 5s), "") << "it asked to grow within the window";
+	EXPECT_EQ(s.reclaim(t0 + 5s, 1 * GiB), "") << "it grows, and holds no more than its share";
+	EXPECT_EQ(s.reclaim(t0 + 5s, 512 * MiB), formatReclaim()) << "it grows, beyond its share";
 	const auto idle = t0 + VmSession::growerWindow + 1s;
-	EXPECT_EQ(s.reclaim(idle), formatReclaim());
-	EXPECT_EQ(s.reclaim(idle + 1s), "") << "asked within the window already";
-	EXPECT_EQ(s.reclaim(idle + VmSession::growerWindow), formatReclaim());
+	EXPECT_EQ(s.reclaim(idle, 4 * GiB), "") << "asked within the window already";
+	EXPECT_EQ(s.reclaim(t0 + 5s + VmSession::growerWindow, 4 * GiB), formatReclaim()) << "idle";
 }
 
 TEST(Grant, StarvedMeansShortOfSpareNotOfItsShare)
@@ -493,6 +494,10 @@ TEST(Grant, StarvedMeansShortOfSpareNotOfItsShare)
 	EXPECT_FALSE(decideTarget(1 * GiB, vm(), now, 100 * GiB, {}).starved) << "granted as asked";
 	now.requested = 2 * GiB;
 	EXPECT_FALSE(decideTarget(4 * GiB, vm(), now, 1 * GiB, {2 * GiB, 200, 2}).starved) << "at its share";
+	EXPECT_FALSE(decideTarget(4 * GiB, vm(), now, 1 * MiB, {2 * GiB, 200, 2}).starved)
+	        << "above its share, less than a block spare";
+	now.requested = 0;
+	EXPECT_TRUE(decideTarget(4 * GiB, vm(), now, 0, {2 * GiB, 200, 2}).starved) << "below its share, none spare";
 }
 
 TEST(Session, NoticesTellOnlyChangesAndNotTooOften)

@@ -143,10 +143,14 @@ public:
 	bool grewRecently(Clock::time_point now) const { return lastGrow_ && now - *lastGrow_ < growerWindow; }
 	// Another VM starves (Grant::starved): the line that asks this guest to
 	// give back what it can spare (protocol.h), when it holds memory above
-	// its min, is idle, and was not asked within growerWindow; else "".
-	std::string reclaim(Clock::time_point now);
+	// its min, is idle or holds more than `share` above its min, and was
+	// not asked within growerWindow; else "".
+	std::string reclaim(Clock::time_point now, uint64_t share);
 	// The requested-size the broker set last, or is setting (for the budget).
 	uint64_t requested() const { return requested_; }
+	// The device as its link read it, whether or not the guest's channel
+	// is up: what it holds counts in the budget from the first read.
+	void seen(const DeviceState &device);
 
 private:
 	bool admit(Clock::time_point now);

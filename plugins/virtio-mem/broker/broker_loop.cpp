@@ -110,6 +110,8 @@ void Broker::addVm(const VmConfig &c, std::unique_ptr<Driver> driver)
 	vm->device = std::make_unique<DeviceLink>("vm " + c.name, std::move(driver), mailbox_, [this, &v] {
 		if (v.retired)
 			return;
+		if (const auto &st = v.device->state())
+			v.session->seen(*st);
 		v.noticeDue = true;
 		if (v.channel < 0 && v.device->state())
 			connectChannel(v);
@@ -168,8 +170,6 @@ Broker::~Broker()
 {
 	// All at once: each waits for its command under way.
 	for (auto &vm : vms_)
-		vm->device->stop();
-	for (auto &vm : retired_)
 		vm->device->stop();
 	for (auto &vm : retired_)
 		vm->device->stop();
@@ -382,14 +382,22 @@ Contenders Broker::contenders(const Vm &asking, VmSession::Clock::time_point now
 	return c;
 }
 
-// `starving` could not grow for want of spare memory: the idle guests that
-// hold some are asked to give back what they can spare.
+// `starving` could not grow for want of spare memory: the guests that hold
+// some and are idle, or hold more than their share, are asked to give back
+// what they can spare.  The broker takes nothing itself: a busy guest
+// keeps what it uses, and the others wait for it.
 void Broker::askBack(const Vm &starving, VmSession::Clock::time_point now)
 {
-	for (auto &vm : vms_)
-		if (vm.get() != &starving && vm->channel >= 0)
-			if (auto line = vm->session->reclaim(now); !line.empty())
-				send(*vm, line, "reclaim");
+	const Contenders c = contenders(starving, now);
+	const uint64_t pool = spare() + c.held;
+	for (auto &vm : vms_) {
+		if (vm.get() == &starving || vm->channel < 0)
+			continue;
+		const unsigned w = vm->session->config().weight;
+		const uint64_t share = pool / c.weight * w + pool % c.weight * w / c.weight;
+		if (auto line = vm->session->reclaim(now, share); !line.empty())
+			send(*vm, line, "reclaim");
+	}
 }
 
 // systemd's STATUS= line: how many guests the broker reaches now.

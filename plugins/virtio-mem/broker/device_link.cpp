@@ -99,6 +99,10 @@ void DeviceLink::stop()
 
 void DeviceLink::retire(std::function<void()> ended)
 {
+	if (!ok()) { // no thread to end
+		mailbox_.post(std::move(ended));
+		return;
+	}
 	{
 		std::lock_guard lock(mutex_);
 		ended_ = std::move(ended);
@@ -142,8 +146,10 @@ void DeviceLink::run()
 		{
 			std::lock_guard lock(mutex_);
 			if (stop_) {
-				if (ended_)
+				if (ended_) {
+					driver_->disconnect(); // here, not where the loop destroys the link
 					mailbox_.post(std::move(ended_));
+				}
 				return;
 			}
 			jobs.swap(jobs_);

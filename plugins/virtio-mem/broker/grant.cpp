@@ -46,7 +46,7 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 		const uint64_t room = alignDown(std::min(spare, share > held ? share - held : 0), block);
 		if (t - base > room) {
 			t = base + room;
-			g.starved = room == alignDown(spare, block);
+			g.starved = share > held && share - held >= spare;
 			if (g.starved)
 				g.why = "limited by the host's free memory: " + formatSize(spare) + " spare";
 			else
@@ -61,14 +61,17 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 	return g;
 }
 
-std::string VmSession::reclaim(Clock::time_point now)
+std::string VmSession::reclaim(Clock::time_point now, uint64_t share)
 {
-	if (requested_ <= config_.min || grewRecently(now) || (lastReclaim_ && now - *lastReclaim_ < growerWindow))
+	const uint64_t held = requested_ > config_.min ? requested_ - config_.min : 0;
+	const bool idle = !grewRecently(now);
+	if (held == 0 || (!idle && held <= share) || (lastReclaim_ && now - *lastReclaim_ < growerWindow))
 		return "";
 	lastReclaim_ = now;
 	logInfo("vm " + config_.name + ": asking the guest to give back what it can spare: another VM needs memory " +
-	        "and there is none spare; this one holds " + formatSize(requested_ - config_.min) +
-	        " above its min and has not asked to grow for " + std::to_string(growerWindow.count()) + " s");
+	        "and there is none spare; this one holds " + formatSize(held) + " above its min" +
+	        (idle ? " and has not asked to grow for " + std::to_string(growerWindow.count()) + " s"
+	              : ", more than its share of " + formatSize(share)));
 	return formatReclaim();
 }
 
@@ -176,6 +179,13 @@ std::string VmSession::finish(uint64_t id, const Status &result, const std::opti
 	reply.state = st;
 	told_ = st;
 	return formatReply(reply);
+}
+
+void VmSession::seen(const DeviceState &device)
+{
+	known_ = withRange(device);
+	if (calls_ == 0)
+		requested_ = device.requested;
 }
 
 namespace {

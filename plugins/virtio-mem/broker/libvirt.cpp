@@ -2,6 +2,7 @@
 // A connection to libvirtd whose events wake an fd, with libvirt's event loop on a thread of its own.
 #include "libvirt.h"
 
+#include <chrono>
 #include <libvirt/virterror.h>
 #include <mutex>
 #include <sys/eventfd.h>
@@ -28,7 +29,8 @@ bool startEventLoop()
 			return;
 		std::thread([] {
 			for (;;)
-				virEventRunDefaultImpl();
+				if (virEventRunDefaultImpl() < 0) // not expected: no spinning on it
+					std::this_thread::sleep_for(std::chrono::milliseconds(100));
 		}).detach();
 		ok = true;
 	});
@@ -107,7 +109,9 @@ Result<std::unique_ptr<LibvirtConnection>> LibvirtConnection::open(const std::st
 	if (!conn)
 		return libvirtError("cannot connect to libvirt at " + uri + " (is libvirtd running?)");
 	virConnectSetKeepAlive(conn, keepAliveSeconds, keepAliveCount);
-	virConnectRegisterCloseCallback(conn, onClose, hold(events), release);
+	// On failure libvirt keeps no callback and frees nothing: ours to free.
+	if (void *opaque = hold(events); virConnectRegisterCloseCallback(conn, onClose, opaque, release) < 0)
+		release(opaque);
 	return std::unique_ptr<LibvirtConnection>(new LibvirtConnection(conn, std::move(events)));
 }
 
@@ -132,16 +136,25 @@ LibvirtConnection::Events &LibvirtConnection::events()
 	return *events_;
 }
 
+// An event callback; on failure libvirt keeps nothing and frees nothing.
+int LibvirtConnection::follow(virDomainPtr dom, int event, virConnectDomainEventGenericCallback callback)
+{
+	void *opaque = hold(events_);
+	const int id = virConnectDomainEventRegisterAny(conn_, dom, event, callback, opaque, release);
+	if (id < 0)
+		release(opaque);
+	return id;
+}
+
 Status LibvirtConnection::watch(virDomainPtr dom)
 {
-	lifecycle_ = virConnectDomainEventRegisterAny(conn_, dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-	                                              VIR_DOMAIN_EVENT_CALLBACK(onLifecycle), hold(events_), release);
+	lifecycle_ = follow(dom, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(onLifecycle));
 	if (lifecycle_ < 0)
 		return libvirtError("cannot follow libvirt's domain events");
 	if (!dom)
 		return Ok{};
-	sizeChange_ = virConnectDomainEventRegisterAny(conn_, dom, VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE,
-	                                               VIR_DOMAIN_EVENT_CALLBACK(onSizeChange), hold(events_), release);
+	sizeChange_ =
+	        follow(dom, VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE, VIR_DOMAIN_EVENT_CALLBACK(onSizeChange));
 	if (sizeChange_ < 0)
 		return libvirtError("cannot follow the domain's memory device size changes");
 	return Ok{};

@@ -49,6 +49,7 @@ public:
 
 private:
 	LibvirtConnection(virConnectPtr conn, std::shared_ptr<Events> events);
+	int follow(virDomainPtr dom, int event, virConnectDomainEventGenericCallback callback);
 
 	virConnectPtr conn_;
 	std::shared_ptr<Events> events_;
