@@ -87,6 +87,9 @@ struct Contenders {
 };
 Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare,
                    const Contenders &contenders);
+// A VM's fair share of `pool`: its weight's part of the contenders' (at
+// least its own), without overflow.
+uint64_t fairShare(uint64_t pool, unsigned weight, uint64_t contendersWeight);
 
 // Per-VM request handling, independent of sockets and of the device's
 // driver: one line in, a reply out, now or once the device's requested size

@@ -393,8 +393,7 @@ void Broker::askBack(const Vm &starving, VmSession::Clock::time_point now)
 	for (auto &vm : vms_) {
 		if (vm.get() == &starving || vm->channel < 0)
 			continue;
-		const unsigned w = vm->session->config().weight;
-		const uint64_t share = pool / c.weight * w + pool % c.weight * w / c.weight;
+		const uint64_t share = fairShare(pool, vm->session->config().weight, c.weight);
 		if (auto line = vm->session->reclaim(now, share); !line.empty())
 			send(*vm, line, "reclaim");
 	}

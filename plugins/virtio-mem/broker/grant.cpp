@@ -22,6 +22,12 @@ uint64_t alignUp(uint64_t v, uint64_t block)
 
 } // namespace
 
+uint64_t fairShare(uint64_t pool, unsigned weight, uint64_t contendersWeight)
+{
+	const uint64_t total = std::max<uint64_t>(contendersWeight, weight);
+	return pool / total * weight + pool % total * weight / total;
+}
+
 Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, uint64_t spare,
                    const Contenders &contenders)
 {
@@ -41,7 +47,7 @@ Grant decideTarget(uint64_t asked, const VmConfig &vm, const DeviceState &now, u
 	if (t > base) {
 		const uint64_t pool = spare + contenders.held;
 		const uint64_t weights = std::max<uint64_t>(contenders.weight, vm.weight);
-		const uint64_t share = pool / weights * vm.weight + pool % weights * vm.weight / weights;
+		const uint64_t share = fairShare(pool, vm.weight, weights);
 		const uint64_t held = base - min;
 		const uint64_t room = alignDown(std::min(spare, share > held ? share - held : 0), block);
 		if (t - base > room) {
