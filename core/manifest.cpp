@@ -48,6 +48,33 @@ bool validPluginName(std::string_view name)
 	});
 }
 
+Status checkManifest(const vmrd_manifest &m)
+{
+	if (m.abi_major != VMRD_ABI_MAJOR)
+		return Error{-EPROTO, "built for vmrd plugin ABI " + std::to_string(m.abi_major) +
+		                              ", but this vmrd implements ABI " + std::to_string(VMRD_ABI_MAJOR) +
+		                              ": use a plugin built for ABI " + std::to_string(VMRD_ABI_MAJOR)};
+	const struct {
+		const char *field;
+		const char *text;
+		size_t size;
+	} strings[] = {{"name", m.name, sizeof(m.name)},
+	               {"version", m.version, sizeof(m.version)},
+	               {"vendor", m.vendor, sizeof(m.vendor)}};
+	for (const auto &s : strings)
+		if (strnlen(s.text, s.size) == s.size)
+			return Error{-EBADMSG,
+			             std::string("its manifest's ") + s.field + " is not NUL-terminated within its " +
+			                     std::to_string(s.size) +
+			                     " bytes: rebuild it with a shorter string in VMRD_PLUGIN_MANIFEST()"};
+	const std::string name = manifestString(m.name, sizeof(m.name));
+	if (!validPluginName(name))
+		return Error{-EBADMSG, "its manifest names it '" + name +
+		                               "', which is not a plugin name (only a-z, 0-9 and -): rebuild it with a "
+		                               "valid name in VMRD_PLUGIN_MANIFEST()"};
+	return Ok{};
+}
+
 Result<vmrd_manifest> parseManifest(std::string_view image)
 {
 	const Error notElf{-ENOEXEC, "not an ELF64 little-endian shared object"};

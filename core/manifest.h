@@ -25,6 +25,13 @@ Result<vmrd_manifest> readManifest(const std::string &path);
 // The manifest's strings, safe to print even if the plugin forgot the NUL.
 std::string manifestString(const char *field, size_t size);
 
+// The rules of plugin.h that a manifest must keep, checked before any of the
+// plugin's code runs: its ABI major is this vmrd's, every string ends with a
+// NUL within its array, and the name is a valid plugin name.  The error says
+// what to change in the plugin.  Any ABI minor passes (README, "Writing a
+// backend": members beyond what both sides know are ignored).
+Status checkManifest(const vmrd_manifest &m);
+
 // The one check of a plugin name, [a-z0-9-]+ (plugin.h), for the config,
 // the loader and the listing alike: a name becomes part of a file name, so
 // it must never hold a slash or a dot.

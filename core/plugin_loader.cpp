@@ -86,37 +86,53 @@ PluginLoader::PluginLoader(std::vector<std::string> dirs) : dirs_(std::move(dirs
 
 namespace {
 
-// Whoever can write a plugin, or the directory it is in, can run code as
-// root in vmrd: both must belong to root (or to the user vmrd runs as) and
-// be writable by nobody else.  The file is judged where symlinks lead.
+// Whoever can write a plugin, or any directory above it, can run code as
+// root in vmrd: each must belong to root (or to the user vmrd runs as) and
+// be writable by nobody else.  A directory writable by all with the sticky
+// bit, such as /tmp, is fine (its owner passed the check above): there only
+// the owner of an entry can rename or remove it, and the entries below are
+// checked too.
+// Both the path as given and where its symlinks lead are checked, since
+// whoever can write a directory that holds a symlink can point it elsewhere.
+Status checkOwner(const fs::path &p)
+{
+	struct stat st;
+	if (::stat(p.c_str(), &st) != 0)
+		return Error{-errno, p.string() + ": " + std::strerror(errno)};
+	const char *what = S_ISDIR(st.st_mode) ? "the directory " : "";
+	if (st.st_uid != 0 && st.st_uid != ::geteuid())
+		return Error{-EPERM, std::string("refused: ") + what + p.string() + " belongs to uid " +
+		                             std::to_string(st.st_uid) +
+		                             ", not root: whoever owns it could run code as root in vmrd (chown root)"};
+	const bool sticky = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky) {
+		char mode[8];
+		std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+		return Error{-EPERM, std::string("refused: ") + what + p.string() + " is writable by " +
+		                             ((st.st_mode & S_IWOTH) ? "everyone" : "its group") + " (mode " + mode +
+		                             "): whoever can write it could run code as root in vmrd (chmod go-w)"};
+	}
+	return Ok{};
+}
+
 Status checkTrusted(const std::string &path)
 {
 	std::error_code ec;
 	const fs::path real = fs::canonical(path, ec);
 	if (ec)
 		return Error{-ec.value(), "cannot resolve: " + ec.message()};
-	for (const fs::path &p : {real, real.parent_path(), fs::path(path).parent_path()}) {
-		struct stat st;
-		if (::stat(p.c_str(), &st) != 0)
-			return Error{-errno, p.string() + ": " + std::strerror(errno)};
-		const char *what = S_ISDIR(st.st_mode) ? "its directory " : "";
-		if (st.st_uid != 0 && st.st_uid != ::geteuid())
-			return Error{-EPERM,
-			             std::string("refused: ") + what + p.string() + " belongs to uid " +
-			                     std::to_string(st.st_uid) +
-			                     ", not root: whoever owns it could run code as root in vmrd (chown root)"};
-		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-			char mode[8];
-			std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-			return Error{-EPERM,
-			             std::string("refused: ") + what + p.string() + " is writable by " +
-			                     ((st.st_mode & S_IWOTH) ? "everyone" : "its group") + " (mode " + mode +
-			                     "): whoever can write it could run code as root in vmrd (chmod go-w)"};
+	const fs::path given = fs::absolute(path, ec).lexically_normal();
+	if (ec)
+		return Error{-ec.value(), "cannot resolve: " + ec.message()};
+	for (const fs::path &start : {real, given})
+		for (fs::path p = start;; p = p.parent_path()) {
+			if (auto st = checkOwner(p); !st)
+				return st;
+			if (p == p.root_path())
+				break;
 		}
-	}
 	return Ok{};
 }
-
 } // namespace
 
 Result<PluginInfo> PluginLoader::inspect(const std::string &path, const std::string &name)
@@ -133,15 +149,8 @@ Result<PluginInfo> PluginLoader::inspect(const std::string &path, const std::str
 	if (!manifest)
 		return fail(manifest.error().code, manifest.error().message);
 	const vmrd_manifest &m = *manifest;
-	if (m.abi_major != VMRD_ABI_MAJOR)
-		return fail(-EPROTO, "built for vmrd plugin ABI " + std::to_string(m.abi_major) +
-		                             ", but this vmrd implements ABI " + std::to_string(VMRD_ABI_MAJOR) +
-		                             ": use a plugin built for ABI " + std::to_string(VMRD_ABI_MAJOR));
-	// Written so that it stays right when VMRD_ABI_MINOR is 0.
-	if (m.abi_minor > uint32_t{VMRD_ABI_MINOR} + 0)
-		return fail(-EPROTONOSUPPORT, "needs vmrd plugin ABI " + abiString(m.abi_major, m.abi_minor) +
-		                                      ", newer than the " + abiString(VMRD_ABI_MAJOR, VMRD_ABI_MINOR) +
-		                                      " this vmrd implements: update vmrd");
+	if (auto rules = checkManifest(m); !rules)
+		return fail(rules.error().code, rules.error().message);
 	PluginInfo meta;
 	meta.name = manifestString(m.name, sizeof(m.name));
 	meta.version = manifestString(m.version, sizeof(m.version));
@@ -166,6 +175,10 @@ Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, 
 	if (!inspected)
 		return inspected.error();
 	PluginInfo meta = std::move(*inspected);
+	if (meta.abiMinor > uint32_t{VMRD_ABI_MINOR} + 0)
+		logInfo("plugin '" + name + "' is built for ABI " + abiString(meta.abiMajor, meta.abiMinor) +
+		        ", newer than this vmrd's " + abiString(VMRD_ABI_MAJOR, VMRD_ABI_MINOR) +
+		        ": what it added since is not used");
 
 	auto lib = std::make_shared<boost::dll::shared_library>();
 	try {

@@ -62,9 +62,14 @@ INSTANTIATE_TEST_SUITE_P(
         testing::Values(
                 LoadCase{"no-manifest", -ENOENT, "not a vmrd plugin: it exports no vmrd_plugin_manifest symbol", false},
                 LoadCase{"abi-major", -EPROTO, "built for vmrd plugin ABI 2, but this vmrd implements ABI 1", false},
-                LoadCase{"abi-minor", -EPROTONOSUPPORT, "needs vmrd plugin ABI 1.7, newer than the 1.0", false},
                 LoadCase{"wrong-name", -EBADMSG,
                          "its manifest names it 'someone-else'; the file must be called vmrd-backend-someone-else.so",
+                         false},
+                LoadCase{"bad-name", -EBADMSG,
+                         "its manifest names it 'Bad_Name', which is not a plugin name (only a-z, 0-9 and -): "
+                         "rebuild it",
+                         false},
+                LoadCase{"unterminated", -EBADMSG, "its manifest's version is not NUL-terminated within its 32 bytes",
                          false},
                 LoadCase{"no-entry", -ENOEXEC, "has a manifest but no vmrd_plugin_entry_v1 function", true},
                 LoadCase{"short-ops", -EBADMSG, "ops table is 8 bytes, shorter than the 48 of ABI 1.0", true},
@@ -78,6 +83,21 @@ INSTANTIATE_TEST_SUITE_P(
 			        ch = '_';
 	        return n;
         });
+
+// Structs only grow and carry their size, so a plugin built for a newer
+// minor runs with what this vmrd knows; the log says so.
+TEST(Loader, LoadsAPluginOfANewerMinor)
+{
+	testing::internal::CaptureStderr();
+	auto p = PluginLoader({BROKEN_PLUGIN_DIR}).load("abi-minor");
+	const std::string err = testing::internal::GetCapturedStderr();
+	ASSERT_TRUE(p) << p.error().message;
+	EXPECT_EQ((*p)->info().abiMinor, VMRD_ABI_MINOR + 7u);
+	EXPECT_NE(err.find("plugin 'abi-minor' is built for ABI 1." + std::to_string(VMRD_ABI_MINOR + 7) +
+	                   ", newer than this vmrd's 1." + std::to_string(VMRD_ABI_MINOR)),
+	          std::string::npos)
+	        << err;
+}
 
 TEST(Loader, NotFoundListsTheDirectoriesSearched)
 {
@@ -136,7 +156,7 @@ TEST(Loader, RefusesPluginsOthersCanWrite)
 	fs::permissions(plugins, fs::perms(0775));
 	p = PluginLoader({plugins}).load("mock");
 	ASSERT_FALSE(p);
-	EXPECT_NE(p.error().message.find("its directory " + plugins + " is writable by its group (mode 0775)"),
+	EXPECT_NE(p.error().message.find("the directory " + plugins + " is writable by its group (mode 0775)"),
 	          std::string::npos)
 	        << p.error().message;
 
@@ -149,7 +169,20 @@ TEST(Loader, RefusesPluginsOthersCanWrite)
 	ASSERT_FALSE(p);
 	EXPECT_NE(p.error().message.find("writable by its group"), std::string::npos) << p.error().message;
 
+	// Every directory up to / counts: an open one higher up could swap
+	// the trusted directory for another.
 	fs::permissions(plugins, fs::perms(0755));
+	fs::permissions(dir.path(), fs::perms(0777));
+	p = PluginLoader({plugins}).load("mock");
+	ASSERT_FALSE(p);
+	EXPECT_NE(p.error().message.find("the directory " + dir.path() + " is writable by everyone (mode 0777)"),
+	          std::string::npos)
+	        << p.error().message;
+	// With the sticky bit, as /tmp has, only an entry's owner can move it.
+	fs::permissions(dir.path(), fs::perms(01777));
+	EXPECT_TRUE(PluginLoader({plugins}).load("mock")) << "a sticky directory";
+	fs::permissions(dir.path(), fs::perms(0700));
+
 	if (geteuid() != 0)
 		GTEST_SKIP() << "changing a file's owner needs root";
 	ASSERT_EQ(chown(file.c_str(), 1234, 1234), 0);
@@ -171,6 +204,11 @@ TEST(Loader, ListReportsEveryFile)
 		}
 		if (l.path.find("vmrd-backend-abi-major.so") != std::string::npos) {
 			EXPECT_NE(l.problem.find("ABI 2"), std::string::npos) << l.problem;
+		}
+		// The listing keeps the loader's rules: a bad name is no plugin.
+		if (l.path.find("vmrd-backend-bad-name.so") != std::string::npos) {
+			EXPECT_FALSE(l.ok);
+			EXPECT_NE(l.problem.find("not a plugin name"), std::string::npos) << l.problem;
 		}
 		// Its manifest is sound; only loading it finds the missing entry.
 		if (l.path.find("vmrd-backend-no-entry.so") != std::string::npos) {

@@ -21,6 +21,11 @@
  *  - Every struct starts with struct_size; members are only ever appended.
  *    The side that allocates a struct sets struct_size to sizeof() as it was
  *    compiled; the other side touches only members that lie within it.
+ *  - So vmrd loads a plugin built for any minor version of its major, older
+ *    or newer than its own, and never calls an op beyond ops->struct_size.
+ *    A plugin that uses a host member added after 1.0 checks
+ *    host->struct_size first; if the member is missing, create() fails with
+ *    -EOPNOTSUPP and a message naming what it lacks.
  *  - Every call returns 0 or a negative errno.  On failure it may write a
  *    NUL-terminated, human-readable message into the caller's buffer `msg` of
  *    `msg_size` bytes (msg_size may be 0; never write past it).  vmrd adds the

@@ -18,6 +18,12 @@ VMRD_PLUGIN_EXPORT const struct vmrd_manifest vmrd_plugin_manifest = {
         VMRD_MANIFEST_MAGIC, VMRD_ABI_MAJOR, VMRD_ABI_MINOR + 7, PLUGIN_NAME, "1.0", "test"};
 #elif defined(BROKEN_NAME)
 VMRD_PLUGIN_MANIFEST("someone-else", "1.0", "test");
+#elif defined(BROKEN_NAME_RULE)
+VMRD_PLUGIN_MANIFEST("Bad_Name", "1.0", "test");
+#elif defined(BROKEN_UNTERMINATED)
+/* C lets a string fill its array exactly, dropping the NUL. */
+VMRD_PLUGIN_EXPORT const struct vmrd_manifest vmrd_plugin_manifest = {
+        VMRD_MANIFEST_MAGIC, VMRD_ABI_MAJOR, VMRD_ABI_MINOR, PLUGIN_NAME, "1.0.0-this-version-fills-32-byte", "test"};
 #elif !defined(BROKEN_NO_MANIFEST)
 VMRD_PLUGIN_MANIFEST(PLUGIN_NAME, "1.0", "test");
 #endif
