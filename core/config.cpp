@@ -333,6 +333,7 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 			r.text(n, "sysfs", "paths", c.paths.sysfs);
 		}
 	}
+	c.where = r.positions();
 	return c;
 }
 

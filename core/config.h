@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "key_positions.h"
 #include "log.h"
 #include "policy_params.h"
 #include "result.h"
@@ -56,7 +57,8 @@ struct PathsConfig {
 };
 
 struct Config {
-	std::string file; // where it was read from, for messages
+	std::string file;   // where it was read from, for messages
+	KeyPositions where; // "file:line:column: key" for errors found after parsing
 	BackendConfig backend;
 	PsiConfig psi;
 	PolicyParams policy;

@@ -56,23 +56,23 @@ ControlServer::~ControlServer()
 		::unlink(socketPath_.c_str());
 }
 
-Result<std::unique_ptr<ControlServer>> ControlServer::open(const ControlConfig &config, EventLoop &loop,
-                                                           Handler handler)
+Result<std::unique_ptr<ControlServer>> ControlServer::open(const ControlConfig &config, const KeyPositions &where,
+                                                           EventLoop &loop, Handler handler)
 {
 	std::unique_ptr<ControlServer> s(new ControlServer(loop, std::move(handler)));
 	if (!config.socket.empty())
 		if (auto st = s->listenUnix(config.socket); !st)
-			return st.error();
+			return Error{st.error().code, where.at("control.socket") + " " + st.error().message};
 	if (!config.http.empty())
 		if (auto st = s->listenHttp(config.http); !st)
-			return st.error();
+			return Error{st.error().code, where.at("control.http") + " " + st.error().message};
 	return s;
 }
 
 Status ControlServer::listenUnix(const std::string &path)
 {
 	auto fail = [&](const std::string &what, int err) {
-		return Error{-err, "control.socket " + path + ": " + what + ": " + std::strerror(err)};
+		return Error{-err, path + ": " + what + ": " + std::strerror(err)};
 	};
 	sockaddr_un sun{};
 	sun.sun_family = AF_UNIX;
@@ -86,16 +86,14 @@ Status ControlServer::listenUnix(const std::string &path)
 	if (::lstat(path.c_str(), &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return Error{-EEXIST,
-			             "control.socket " + path +
-			                     ": exists and is not a socket; remove it or set another control.socket"};
+			             path + ": exists and is not a socket; remove it or set another control.socket"};
 		int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) == 0;
 		if (probe >= 0)
 			::close(probe);
 		if (live)
-			return Error{-EADDRINUSE, "control.socket " + path +
-			                                  ": another vmrd answers on it; stop that one or set another "
-			                                  "control.socket"};
+			return Error{-EADDRINUSE, path + ": another vmrd answers on it; stop that one or set another "
+			                                 "control.socket"};
 		::unlink(path.c_str()); // left behind by a daemon that was killed
 	}
 	unixFd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -113,18 +111,18 @@ Status ControlServer::listenUnix(const std::string &path)
 	if (::listen(unixFd_, 16) != 0)
 		return fail("listen", errno);
 	if (auto w = loop_.add(unixFd_, EPOLLIN, [this](uint32_t) { accept(unixFd_, false); }); !w)
-		return Error{w.error().code, "control.socket " + path + ": " + w.error().message};
+		return Error{w.error().code, path + ": " + w.error().message};
 	return Ok{};
 }
 
 Status ControlServer::listenHttp(const std::string &address)
 {
 	auto fail = [&](const std::string &what, int err) {
-		return Error{-err, "control.http " + address + ": " + what + ": " + std::strerror(err)};
+		return Error{-err, address + ": " + what + ": " + std::strerror(err)};
 	};
 	auto a = parseListenAddress(address);
 	if (!a)
-		return Error{-EINVAL, "control.http " + address + ": not ADDRESS:PORT"};
+		return Error{-EINVAL, address + ": not ADDRESS:PORT"};
 	httpFd_ = ::socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (httpFd_ < 0)
 		return fail("socket", errno);
@@ -135,7 +133,7 @@ Status ControlServer::listenHttp(const std::string &address)
 	if (::listen(httpFd_, 16) != 0)
 		return fail("listen", errno);
 	if (auto w = loop_.add(httpFd_, EPOLLIN, [this](uint32_t) { accept(httpFd_, true); }); !w)
-		return Error{w.error().code, "control.http " + address + ": " + w.error().message};
+		return Error{w.error().code, address + ": " + w.error().message};
 	return Ok{};
 }
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "event_loop.h"
+#include "key_positions.h"
 #include "listen_address.h"
 #include "result.h"
 
@@ -62,8 +63,9 @@ public:
 
 	// Binds control.socket (mode 0600) and control.http as configured.  A
 	// stale socket file is replaced; one a live daemon answers on is not.
-	static Result<std::unique_ptr<ControlServer>> open(const ControlConfig &config, EventLoop &loop,
-	                                                   Handler handler);
+	// Errors name the config line (`where`).
+	static Result<std::unique_ptr<ControlServer>> open(const ControlConfig &config, const KeyPositions &where,
+	                                                   EventLoop &loop, Handler handler);
 	~ControlServer();
 	ControlServer(const ControlServer &) = delete;
 	ControlServer &operator=(const ControlServer &) = delete;

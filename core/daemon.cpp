@@ -59,7 +59,7 @@ int Daemon::setUp()
 	}
 	sampler_ = std::move(*sampler);
 	if (auto g = guard_.open(config_.guard); !g) {
-		logError(g.error().message);
+		logError(config_.where.at("guard.cgroup") + ": " + g.error().message);
 		return EX_CONFIG;
 	}
 	if (!config_.daemon.trace.empty()) {
@@ -67,7 +67,7 @@ int Daemon::setUp()
 		                     std::chrono::duration_cast<Micros>(start_.time_since_epoch()),
 		                     config_.daemon.traceMaxSize);
 		if (!t) {
-			logError(t.error().message);
+			logError(config_.where.at("daemon.trace") + ": " + t.error().message);
 			return EX_CONFIG;
 		}
 	}
@@ -111,7 +111,7 @@ Status Daemon::setUpLoop()
 	loop_.afterEach([this] { pump(); });
 	if (!config_.control.socket.empty() || !config_.control.http.empty()) {
 		// Before the worker thread exists: binding changes the umask for a moment.
-		auto control = ControlServer::open(config_.control, loop_,
+		auto control = ControlServer::open(config_.control, config_.where, loop_,
 		                                   [this](const ControlRequest &r) { return onControl(r); });
 		if (!control)
 			return Error{-EINVAL, control.error().message};

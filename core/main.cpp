@@ -159,12 +159,13 @@ int main(int argc, char **argv)
 	PluginLoader loader(pluginDirs(cli, &*config));
 	auto plugin = loader.load(config->backend.name);
 	if (!plugin) {
-		logError(cli.config + ": backend.name: " + plugin.error().message);
+		logError(config->where.at("backend.name") + ": " + plugin.error().message);
 		return EX_CONFIG;
 	}
 	auto backend = Backend::create(*plugin, config->backend.options, {config->paths.procfs, config->paths.sysfs});
 	if (!backend) {
-		logError(cli.config + ": backend.options: " + backend.error().message);
+		logError(config->where.at(config->backend.options.empty() ? "backend.name" : "backend.options") + ": " +
+		         backend.error().message);
 		return EX_CONFIG;
 	}
 	if (cli.checkConfig) {

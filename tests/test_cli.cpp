@@ -85,8 +85,12 @@ TEST(Cli, UnknownPluginIsExConfigAndListsTheSearch)
 	std::string path = writeConfig(dir, "version: 1\nbackend: {name: nosuch}\n");
 	Outcome r = run({"--config", path, "--plugin-dir", MOCK_PLUGIN_DIR, "--check-config"});
 	EXPECT_EQ(r.code, EX_CONFIG);
-	EXPECT_NE(r.err.find("plugin 'nosuch' not found: no vmrd-backend-nosuch.so in " MOCK_PLUGIN_DIR ", "),
-	          std::string::npos)
+	EXPECT_NE(
+	        r.err.find(
+	                path +
+	                ":2:17: backend.name: plugin 'nosuch' not found: no vmrd-backend-nosuch.so in " MOCK_PLUGIN_DIR
+	                ", "),
+	        std::string::npos)
 	        << r.err;
 }
 
@@ -96,7 +100,9 @@ TEST(Cli, BadBackendOptionIsExConfig)
 	std::string path = writeConfig(dir, "version: 1\nbackend:\n  name: mock\n  options: {colour: blue}\n");
 	Outcome r = run({"--config", path, "--plugin-dir", MOCK_PLUGIN_DIR, "--check-config"});
 	EXPECT_EQ(r.code, EX_CONFIG);
-	EXPECT_NE(r.err.find("create failed in backend 'mock': unknown option 'colour'"), std::string::npos) << r.err;
+	EXPECT_NE(r.err.find(path + ":4:12: backend.options: create failed in backend 'mock': unknown option 'colour'"),
+	          std::string::npos)
+	        << r.err;
 }
 
 TEST(Cli, BrokenPluginIsExConfig)

@@ -224,6 +224,14 @@ INSTANTIATE_TEST_SUITE_P(
                           "control.socket: longer than the 107 bytes a unix socket path can have"},
                 ErrorCase{"http_hostname", minimal + "control:\n  http: localhost:9560\n",
                           "test.yaml:5:9: control.http: 'localhost:9560' is not PORT (on loopback) or ADDRESS:PORT"},
+                ErrorCase{
+                        "duplicate_section", minimal + "limits: {max: 1G}\nlimits: {max: 2G}\n",
+                        "test.yaml:5:1: limits: duplicate key: already set at line 4, column 1 (keep one of the two)"},
+                ErrorCase{"duplicate_option", minimal + "  options:\n    max: 1G\n    max: 2G\n",
+                          "test.yaml:6:5: backend.options.max: duplicate key: already set at line 5, column 5"},
+                ErrorCase{"duplicate_in_list",
+                          minimal + "psi:\n  triggers:\n    - {kind: some, kind: full, stall: 1ms, window: 1s}\n",
+                          "test.yaml:6:20: psi.triggers[0].kind: duplicate key: already set at line 6, column 8"},
                 ErrorCase{"small_trace", minimal + "daemon:\n  trace_max_size: 1K\n",
                           "daemon.trace_max_size: must be 0 (unbounded) or at least 64K"}),
         [](const testing::TestParamInfo<ErrorCase> &i) { return std::string(i.param.name); });

@@ -5,12 +5,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <initializer_list>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
 
+#include "key_positions.h"
 #include "log.h"
 #include "result.h"
 #include "units.h"
@@ -36,7 +38,7 @@ inline std::string nodeType(const YAML::Node &n)
 class YamlReader
 {
 public:
-	explicit YamlReader(std::string file) : file_(std::move(file)) {}
+	explicit YamlReader(std::string file) : file_(file), positions_(std::move(file)) {}
 
 	void fail(const YAML::Mark &mark, const std::string &key, const std::string &what)
 	{
@@ -51,6 +53,7 @@ public:
 
 	bool map(const YAML::Node &n, const std::string &key)
 	{
+		positions_.add(key, n.Mark().line + 1, n.Mark().column + 1);
 		if (n.IsMap())
 			return true;
 		fail(n, key, "expected a map, got " + nodeType(n));
@@ -75,6 +78,7 @@ public:
 
 	bool scalar(const YAML::Node &n, const std::string &key, std::string &out)
 	{
+		positions_.add(key, n.Mark().line + 1, n.Mark().column + 1);
 		if (!n.IsScalar()) {
 			fail(n, key,
 			     "expected a single value, got " + (n.IsMap() ? std::string("a map") : nodeType(n)));
@@ -185,15 +189,41 @@ public:
 		}
 	}
 
+	// YAML allows each key once in a map, but yaml-cpp takes duplicates
+	// without a word, and which one wins depends on how the map is read.
+	void duplicates(const YAML::Node &n, const std::string &path)
+	{
+		if (n.IsSequence())
+			for (size_t i = 0; i < n.size(); i++)
+				duplicates(n[i], path + "[" + std::to_string(i) + "]");
+		if (!n.IsMap())
+			return;
+		std::map<std::string, YAML::Mark> seen;
+		for (const auto &kv : n) {
+			if (!kv.first.IsScalar())
+				continue;
+			const std::string key = kv.first.Scalar();
+			if (auto [it, added] = seen.emplace(key, kv.first.Mark()); !added)
+				fail(kv.first, join(path, key),
+				     "duplicate key: already set at line " + std::to_string(it->second.line + 1) +
+				             ", column " + std::to_string(it->second.column + 1) +
+				             " (keep one of the two)");
+			duplicates(kv.second, join(path, key));
+		}
+	}
+
 	static std::string join(const std::string &path, const std::string &name)
 	{
 		return path.empty() ? name : path + "." + name;
 	}
 
 	const std::vector<std::string> &errors() const { return errors_; }
+	// Where every key read so far was written.
+	const KeyPositions &positions() const { return positions_; }
 
 private:
 	std::string file_;
+	KeyPositions positions_;
 	std::vector<std::string> errors_;
 };
 
@@ -205,7 +235,9 @@ template <typename T, typename F> Result<T> readYaml(const std::string &text, co
 	YamlReader r(file);
 	T value;
 	try {
-		value = read(r, YAML::Load(text));
+		const YAML::Node root = YAML::Load(text);
+		r.duplicates(root, "");
+		value = read(r, root);
 	} catch (const YAML::Exception &e) {
 		r.fail(e.mark, "", (r.errors().empty() ? "YAML syntax error: " : "") + e.msg);
 	}
