@@ -8,6 +8,7 @@
 #include "manifest.h"
 
 #include <algorithm>
+#include <optional>
 #include <cstring>
 #include <elf.h>
 #include <fcntl.h>
@@ -75,10 +76,13 @@ Status checkManifest(const vmrd_manifest &m)
 	return Ok{};
 }
 
-Result<vmrd_manifest> parseManifest(std::string_view image)
+namespace {
+
+// Calls visit(name, symbol) for each symbol that .dynsym defines, until it
+// returns true.  Errors only for a file that is not a sound ELF64 object.
+template <typename Visit> Status forEachDefinedSymbol(std::string_view image, Elf64_Ehdr &eh, Visit visit)
 {
 	const Error notElf{-ENOEXEC, "not an ELF64 little-endian shared object"};
-	Elf64_Ehdr eh;
 	if (!readAt(image, 0, eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_type != ET_DYN ||
 	    eh.e_shentsize != sizeof(Elf64_Shdr))
@@ -101,27 +105,59 @@ Result<vmrd_manifest> parseManifest(std::string_view image)
 			if (sym.st_name >= names.size() || sym.st_shndx == SHN_UNDEF)
 				continue;
 			std::string_view name = names.substr(sym.st_name);
-			name = name.substr(0, name.find('\0'));
-			if (name != VMRD_PLUGIN_MANIFEST_SYMBOL)
-				continue;
-
-			Elf64_Shdr data;
-			vmrd_manifest m;
-			if (sym.st_size < sizeof(m) || !readSection(image, eh, sym.st_shndx, data) ||
-			    data.sh_type == SHT_NOBITS || sym.st_value < data.sh_addr ||
-			    !readAt(image, data.sh_offset + (sym.st_value - data.sh_addr), m))
-				return Error{-EBADMSG,
-				             "the vmrd_plugin_manifest symbol is truncated or outside the file"};
-			if (m.magic != VMRD_MANIFEST_MAGIC)
-				return Error{-EBADMSG, "vmrd_plugin_manifest has a wrong magic number"};
-			return m;
+			if (visit(name.substr(0, name.find('\0')), sym))
+				return Ok{};
 		}
 		break;
 	}
+	return Ok{};
+}
+
+} // namespace
+
+Result<vmrd_manifest> parseManifest(std::string_view image)
+{
+	Elf64_Ehdr eh;
+	std::optional<Result<vmrd_manifest>> found;
+	auto walked = forEachDefinedSymbol(image, eh, [&](std::string_view name, const Elf64_Sym &sym) {
+		if (name != VMRD_PLUGIN_MANIFEST_SYMBOL)
+			return false;
+		Elf64_Shdr data;
+		vmrd_manifest m;
+		if (sym.st_size < sizeof(m) || !readSection(image, eh, sym.st_shndx, data) ||
+		    data.sh_type == SHT_NOBITS || sym.st_value < data.sh_addr ||
+		    !readAt(image, data.sh_offset + (sym.st_value - data.sh_addr), m))
+			found = Error{-EBADMSG, "the vmrd_plugin_manifest symbol is truncated or outside the file"};
+		else if (m.magic != VMRD_MANIFEST_MAGIC)
+			found = Error{-EBADMSG, "vmrd_plugin_manifest has a wrong magic number"};
+		else
+			found = m;
+		return true;
+	});
+	if (!walked)
+		return walked.error();
+	if (found)
+		return *found;
 	return Error{-ENOENT, "not a vmrd plugin: it exports no vmrd_plugin_manifest symbol"};
 }
 
-Result<vmrd_manifest> readManifest(const std::string &path)
+Result<std::vector<std::string>> exportedSymbols(std::string_view image)
+{
+	Elf64_Ehdr eh;
+	std::vector<std::string> names;
+	auto walked = forEachDefinedSymbol(image, eh, [&](std::string_view name, const Elf64_Sym &sym) {
+		if (ELF64_ST_BIND(sym.st_info) != STB_LOCAL && !name.empty())
+			names.emplace_back(name);
+		return false;
+	});
+	if (!walked)
+		return walked.error();
+	return names;
+}
+
+namespace {
+
+template <typename T> Result<T> parseFile(const std::string &path, Result<T> (*parse)(std::string_view image))
 {
 	// Mapped, not read: the parser touches a few pages (the ELF header,
 	// the section headers, .dynsym, .dynstr, the manifest), and a plugin
@@ -140,7 +176,7 @@ Result<vmrd_manifest> readManifest(const std::string &path)
 	}
 	if (st.st_size == 0) {
 		::close(fd);
-		return parseManifest({});
+		return parse({});
 	}
 	const auto size = static_cast<size_t>(st.st_size);
 	void *image = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -148,9 +184,21 @@ Result<vmrd_manifest> readManifest(const std::string &path)
 	::close(fd);
 	if (image == MAP_FAILED)
 		return Error{-err, std::string("cannot map: ") + std::strerror(err)};
-	auto manifest = parseManifest(std::string_view(static_cast<const char *>(image), size));
+	auto parsed = parse(std::string_view(static_cast<const char *>(image), size));
 	::munmap(image, size);
-	return manifest;
+	return parsed;
+}
+
+} // namespace
+
+Result<vmrd_manifest> readManifest(const std::string &path)
+{
+	return parseFile(path, parseManifest);
+}
+
+Result<std::vector<std::string>> readExportedSymbols(const std::string &path)
+{
+	return parseFile(path, exportedSymbols);
 }
 
 } // namespace vmrd

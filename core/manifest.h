@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <vmrd/plugin.h>
 
@@ -19,8 +20,13 @@ namespace vmrd {
 // a manifest that lies outside the file or has a bad magic.
 Result<vmrd_manifest> parseManifest(std::string_view image);
 
-// Maps the file (at most 64 MiB) and parses it.
+// The names of the symbols that the shared object in `image` exports
+// (defined, not local, in .dynsym).  Pure and bounds-checked, as above.
+Result<std::vector<std::string>> exportedSymbols(std::string_view image);
+
+// Map the file (at most 64 MiB) and parse it as above.
 Result<vmrd_manifest> readManifest(const std::string &path);
+Result<std::vector<std::string>> readExportedSymbols(const std::string &path);
 
 // The manifest's strings, safe to print even if the plugin forgot the NUL.
 std::string manifestString(const char *field, size_t size);

@@ -166,19 +166,23 @@ Result<PluginInfo> PluginLoader::inspect(const std::string &path, const std::str
 
 Result<std::shared_ptr<Plugin>> PluginLoader::loadFile(const std::string &path, const std::string &name)
 {
-	auto fail = [&](int code, const std::string &what) {
-		return Error{code, "plugin '" + name + "' (" + path + "): " + what};
-	};
-
 	// Check the manifest before any of the plugin's code runs.
 	auto inspected = inspect(path, name);
 	if (!inspected)
 		return inspected.error();
-	PluginInfo meta = std::move(*inspected);
-	if (meta.abiMinor > uint32_t{VMRD_ABI_MINOR} + 0)
-		logInfo("plugin '" + name + "' is built for ABI " + abiString(meta.abiMajor, meta.abiMinor) +
-		        ", newer than this vmrd's " + abiString(VMRD_ABI_MAJOR, VMRD_ABI_MINOR) +
-		        ": what it added since is not used");
+	if (inspected->abiMinor > uint32_t{VMRD_ABI_MINOR} + 0)
+		logInfo("plugin '" + name + "' is built for ABI " +
+		        abiString(inspected->abiMajor, inspected->abiMinor) + ", newer than this vmrd's " +
+		        abiString(VMRD_ABI_MAJOR, VMRD_ABI_MINOR) + ": what it added since is not used");
+	return loadLibrary(std::move(*inspected));
+}
+
+Result<std::shared_ptr<Plugin>> PluginLoader::loadLibrary(PluginInfo meta)
+{
+	const std::string &path = meta.path, &name = meta.name;
+	auto fail = [&](int code, const std::string &what) {
+		return Error{code, "plugin '" + name + "' (" + path + "): " + what};
+	};
 
 	auto lib = std::make_shared<boost::dll::shared_library>();
 	try {

@@ -109,6 +109,9 @@ public:
 	Result<std::shared_ptr<Plugin>> load(const std::string &name) const;
 	// Checks and loads one file; `name` is what the file name promises.
 	static Result<std::shared_ptr<Plugin>> loadFile(const std::string &path, const std::string &name);
+	// Loads a file whose manifest was checked (inspect(), or
+	// vmrd-plugin-check): dlopen, then the entry point and its tables.
+	static Result<std::shared_ptr<Plugin>> loadLibrary(PluginInfo meta);
 	// The checks that need no plugin code: the name, who may write the
 	// file, its ELF manifest and ABI.  The way libcamera reads its IPA
 	// module info: a file that is not a plugin never runs in vmrd.
