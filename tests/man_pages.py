@@ -4,7 +4,7 @@
 # option and vmrdctl command in --help is documented, and every config key
 # the parsers accept is documented in the config's page.
 #
-# Usage: man_pages.py SRCDIR VMRD VMRDCTL VMRD-BROKER PAGE...
+# Usage: man_pages.py SRCDIR VMRD VMRDCTL VMRD-BROKER VMRD-PLUGIN-CHECK PAGE...
 #
 # A documented option, command or key is a bold word in the heading of an
 # entry of the page (*--config*, *backend.call_timeout*).  The keys come from the parsers' own lists of
@@ -85,8 +85,8 @@ def check_group(name, terms, keys):
 
 
 def main():
-    srcdir, vmrd, vmrdctl, broker = sys.argv[1:5]
-    pages = {os.path.basename(p): p for p in sys.argv[5:]}
+    srcdir, vmrd, vmrdctl, broker, check = sys.argv[1:6]
+    pages = {os.path.basename(p): p for p in sys.argv[6:]}
     man = shutil.which('man')
     if not man:
         print('SKIP: man is not installed (apt-get install man-db)')
@@ -99,7 +99,8 @@ def main():
         if out.returncode != 0 or out.stderr:
             fail(f'{name}: man --warnings -l (exit {out.returncode}):\n{out.stderr}')
 
-    for program, name in [(vmrd, 'vmrd.8'), (vmrdctl, 'vmrdctl.8'), (broker, 'vmrd-broker.8')]:
+    for program, name in [(vmrd, 'vmrd.8'), (vmrdctl, 'vmrdctl.8'), (broker, 'vmrd-broker.8'),
+                          (check, 'vmrd-plugin-check.1')]:
         text = help_text(program)
         terms = defined_terms(pages[name])
         options = long_options(text)
