@@ -45,7 +45,9 @@ struct vmrd_backend {
 	std::unique_ptr<Transport> transport;
 	LineReader reader;
 	uint64_t nextId = 1;
-	bool connected = false;    // a reply came, and the channel has not failed since
+	bool connected = false; // a reply came, and the channel has not failed since
+	uint64_t helloId = 0;   // a hello sent by get_state whose reply is still to come
+	std::chrono::steady_clock::time_point helloSent;
 	DeviceState last;          // from the broker's latest reply or size notice
 	uint64_t memTotalBase = 0; // MemTotal with nothing plugged, learnt at the first hello
 	int eventFd = -1;          // epoll: holds the channel while connected (see setConnected)
@@ -83,10 +85,10 @@ std::optional<uint64_t> memTotal(vmrd_backend *b)
 // The event fd holds the channel only while connected: a virtio-serial port
 // whose host end is closed polls as hung up forever, which would wake vmrd
 // in a loop.
-void setConnected(vmrd_backend *b, bool connected)
+void watchChannel(vmrd_backend *b, bool watch)
 {
 	const int fd = b->transport->pollFd();
-	if (fd >= 0 && connected) {
+	if (fd >= 0 && watch) {
 		epoll_event ev{};
 		ev.events = EPOLLIN;
 		if (::epoll_ctl(b->eventFd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno != EEXIST)
@@ -96,7 +98,22 @@ void setConnected(vmrd_backend *b, bool connected)
 	} else if (fd >= 0) {
 		::epoll_ctl(b->eventFd, EPOLL_CTL_DEL, fd, nullptr); // gone already if the port was closed
 	}
+}
+
+void setConnected(vmrd_backend *b, bool connected)
+{
+	watchChannel(b, connected);
 	b->connected = connected;
+	if (connected)
+		b->helloId = 0;
+}
+
+uint64_t takeId(vmrd_backend *b)
+{
+	const uint64_t id = b->nextId++;
+	if (b->nextId > maxId)
+		b->nextId = 1;
+	return id;
 }
 
 // One line from the broker.  A size notice updates what this side knows and
@@ -154,9 +171,7 @@ void absorb(vmrd_backend *b)
 // meanwhile are taken in.
 Result<Reply> call(vmrd_backend *b, Request req)
 {
-	req.id = b->nextId++;
-	if (b->nextId > maxId)
-		b->nextId = 1;
+	req.id = takeId(b);
 	if (auto s = b->transport->send(formatRequest(req), b->replyTimeout); !s) {
 		setConnected(b, false);
 		return s.error();
@@ -185,21 +200,66 @@ Result<Reply> call(vmrd_backend *b, Request req)
 	}
 }
 
+// What this side learns at the first reply after being disconnected.
+void welcome(vmrd_backend *b, const DeviceState &state)
+{
+	if (auto total = memTotal(b); total && *total >= state.size)
+		b->memTotalBase = *total - state.size;
+	log(b, VMRD_LOG_INFO,
+	    "connected to the host broker on " + b->transport->describe() + ": device " + formatSize(state.size) +
+	            " plugged, host allows " + formatSize(state.min) + " to " + formatSize(state.max) + ", block " +
+	            formatSize(state.blockSize));
+}
+
 Result<DeviceState> hello(vmrd_backend *b)
 {
 	bool first = !b->connected;
 	auto r = call(b, Request{Request::Kind::Hello, 0, 0});
 	if (!r)
 		return r.error();
-	if (first) {
-		if (auto total = memTotal(b); total && *total >= r->state.size)
-			b->memTotalBase = *total - r->state.size;
-		log(b, VMRD_LOG_INFO,
-		    "connected to the host broker on " + b->transport->describe() + ": device " +
-		            formatSize(r->state.size) + " plugged, host allows " + formatSize(r->state.min) + " to " +
-		            formatSize(r->state.max) + ", block " + formatSize(r->state.blockSize));
-	}
+	if (first)
+		welcome(b, r->state);
 	return r->state;
+}
+
+// get_state must not wait for the broker (plugin.h), so while it is away
+// get_state only asks: it sends a hello, watches the channel for the reply
+// (vmrd then calls ack_event and get_state), and takes the reply when a
+// later call finds it.  A hello unanswered for a reply timeout is sent anew.
+Status askBroker(vmrd_backend *b)
+{
+	for (int i = 0; i < 16 && b->helloId; i++) {
+		auto bytes = b->transport->receive(milliseconds(0));
+		if (!bytes) {
+			if (bytes.error().code != -ETIMEDOUT) {
+				b->helloId = 0; // the channel failed: stop watching it, ask anew
+				watchChannel(b, false);
+			}
+			break;
+		}
+		b->reader.feed(*bytes);
+		while (auto line = b->reader.next()) {
+			auto reply = takeLine(b, *line);
+			if (!reply || reply->id != b->helloId)
+				continue;
+			b->helloId = 0;
+			setConnected(b, true);
+			b->last = reply->state;
+			welcome(b, reply->state);
+			return Ok{};
+		}
+	}
+	const auto now = std::chrono::steady_clock::now();
+	if (b->helloId && now - b->helloSent < b->replyTimeout)
+		return Ok{};
+	Request req{Request::Kind::Hello, 0, 0};
+	req.id = takeId(b);
+	if (auto s = b->transport->send(formatRequest(req), milliseconds(0)); !s)
+		return s;
+	b->helloId = req.id;
+	b->helloSent = now;
+	watchChannel(b, true);
+	return Ok{};
 }
 
 // Asks for `target`, then waits until the device's size converged to what
@@ -350,11 +410,9 @@ Result<std::unique_ptr<vmrd_backend>> vmrd_backend::create(const vmrd_host &host
 Result<vmrd_backend_state> vmrd_backend::getState()
 {
 	absorb(this);
-	if (!connected) {
-		auto h = hello(this);
-		if (!h && h.error().code == -ENODEV)
-			return h.error();
-	}
+	if (!connected)
+		if (auto asked = askBroker(this); !asked && asked.error().code == -ENODEV)
+			return asked.error();
 	vmrd_backend_state st{};
 	st.flags = VMRD_BACKEND_HOTPLUG | (connected ? VMRD_BACKEND_CONNECTED : 0) |
 	           (std::exchange(reclaim, false) ? VMRD_BACKEND_RECLAIM : 0);
@@ -380,7 +438,10 @@ CallResult vmrd_backend::unplug(uint64_t bytes)
 // answers from them.
 Status vmrd_backend::ackEvent()
 {
-	absorb(this);
+	if (connected)
+		absorb(this);
+	else
+		(void)askBroker(this); // get_state, which vmrd calls next, tells
 	return Ok{};
 }
 
