@@ -77,23 +77,22 @@ template <typename F> Call Harness::call(std::string what, uint32_t msgSize, F f
 	return c;
 }
 
-Host::Host(size_t size, const std::string &procfs, const std::string &sysfs)
-    : procfs_(procfs), sysfs_(sysfs), buf_(std::max(size, sizeof(vmrd_host)))
+Host::Host(std::optional<size_t> size, const std::string &procfs, const std::string &sysfs)
+    : procfs_(procfs), sysfs_(sysfs), buf_(size ? *size : sizeof(vmrd_host) + 256)
 {
-	// A smaller struct sits at the guard page; a larger one's tail is noise.
-	char *at = buf_.data() + (std::max(size, sizeof(vmrd_host)) - size);
-	std::memset(at, 0xa5, size);
+	const size_t bytes = size ? *size : sizeof(vmrd_host) + 256;
+	std::memset(buf_.data(), size ? 0xa5 : 0, bytes);
 	vmrd_host h{};
-	h.struct_size = static_cast<uint32_t>(size);
+	h.struct_size = static_cast<uint32_t>(size ? *size : sizeof(vmrd_host));
 	h.log = ignoreLog;
 	h.monotonic_ns = monotonicNs;
 	h.procfs_root = procfs_.c_str();
 	h.sysfs_root = sysfs_.c_str();
-	std::memcpy(at, &h, std::min(size, sizeof(h)));
-	host_ = reinterpret_cast<vmrd_host *>(at);
+	std::memcpy(buf_.data(), &h, std::min(bytes, sizeof(h)));
+	host_ = reinterpret_cast<vmrd_host *>(buf_.data());
 }
 
-Call Harness::create(uint32_t msgSize, size_t hostSize, const Options &extra)
+Call Harness::create(uint32_t msgSize, std::optional<size_t> hostSize, const Options &extra)
 {
 	destroy();
 	host_ = std::make_unique<Host>(hostSize, procfs_, sysfs_);

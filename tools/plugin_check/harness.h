@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,13 +66,13 @@ struct Call {
 	std::string message;
 };
 
-// The host services vmrd lends, in a struct of a chosen size.
+// The host services vmrd lends.  By default as vmrd lends them, with room
+// after the struct; with a size, in a struct of that size before a guard
+// page, its members past sizeof(vmrd_host) garbage.
 class Host
 {
 public:
-	// `size` may be smaller (down to host10Size) or larger than
-	// sizeof(vmrd_host); the tail of a larger one is garbage.
-	Host(size_t size, const std::string &procfs, const std::string &sysfs);
+	Host(std::optional<size_t> size, const std::string &procfs, const std::string &sysfs);
 	const vmrd_host *get() const { return host_; }
 
 private:
@@ -106,8 +107,8 @@ public:
 		return static_cast<size_t>(offset) + sizeof(F) <= ops_.struct_size && ops_.*member != nullptr;
 	}
 
-	// create() with the options (plus `extra`) and a host struct of `hostSize`.
-	Call create(uint32_t msgSize = 512, size_t hostSize = sizeof(vmrd_host), const Options &extra = {});
+	// create() with the options (plus `extra`) and a host (see Host).
+	Call create(uint32_t msgSize = 512, std::optional<size_t> hostSize = std::nullopt, const Options &extra = {});
 	bool created() const { return backend_ != nullptr; }
 	void destroy();
 
