@@ -461,6 +461,20 @@ def test_early_signal(ctx):
                 ctx.note("    " + line)
 
 
+def test_plugin_check_on_the_device(ctx):
+    """issue 16: vmrd-plugin-check passes every clause of virtio-mem's contract on the real device, through the
+    broker: real plugs and unplugs, 1000 create/destroy cycles over the channel."""
+    with Case(ctx) as c:
+        plugin = c.guest.run("find /usr -name vmrd-backend-virtio-mem.so").strip()
+        checker = c.guest.run("find /usr -name vmrd-plugin-check -type f").strip()
+        assert plugin and checker, f"not installed in the guest: '{plugin}' '{checker}'"
+        out = c.guest.run(f"{checker} {plugin}; echo exit=$?", timeout=600)
+        assert "exit=0" in out and "14 passed, 0 failed, 0 skipped" in out, out
+        for line in out.splitlines():
+            if line.startswith("    ") and ("get_state() calls took" in line or "cycles:" in line):
+                ctx.note(line.strip())
+
+
 TESTS = [
     test_pressure_grows_and_gives_back,
     test_host_resize_reaches_the_daemon,
@@ -473,6 +487,7 @@ TESTS = [
     test_guard_without_swap,
     test_service_view,
     test_early_signal,
+    test_plugin_check_on_the_device,
 ]
 
 
