@@ -287,7 +287,7 @@ void stateSize(Harness &h, Report &r, const PluginInfo &info)
 		s->struct_size = state10Size;
 		r.step("calling get_state() with a vmrd_backend_state of ABI 1.0's " + std::to_string(state10Size) +
 		       " bytes before a guard page");
-		h.getState(*s);
+		h.getStateAt(s);
 		if (s->struct_size != state10Size)
 			r.fail("get_state() changed struct_size from " + std::to_string(state10Size) + " to " +
 			       std::to_string(s->struct_size) + ": it is the caller's");
@@ -298,7 +298,7 @@ void stateSize(Harness &h, Report &r, const PluginInfo &info)
 	auto *s = reinterpret_cast<vmrd_backend_state *>(buf.data());
 	s->struct_size = sizeof(vmrd_backend_state) + tail;
 	r.step("calling get_state() with a vmrd_backend_state " + std::to_string(tail) + " bytes larger than it knows");
-	h.getState(*s);
+	h.getStateAt(s);
 	const char *t = buf.data() + sizeof(vmrd_backend_state);
 	// A plugin of a newer minor knows members this checker does not.
 	if (info.abiMinor == 0 && std::any_of(t, t + tail, [](char b) { return b != 0x5a; }))

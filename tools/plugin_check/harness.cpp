@@ -119,8 +119,21 @@ void Harness::destroy()
 
 Call Harness::getState(vmrd_backend_state &state, uint32_t msgSize)
 {
-	return call("get_state()", msgSize,
-	            [&](char *msg, uint32_t size) { return ops_.get_state(backend_, &state, msg, size); });
+	struct {
+		vmrd_backend_state state;
+		char room[256];
+	} padded{};
+	padded.state = state;
+	Call c = call("get_state()", msgSize,
+	              [&](char *msg, uint32_t size) { return ops_.get_state(backend_, &padded.state, msg, size); });
+	state = padded.state;
+	return c;
+}
+
+Call Harness::getStateAt(vmrd_backend_state *state)
+{
+	return call("get_state()", 512,
+	            [&](char *msg, uint32_t size) { return ops_.get_state(backend_, state, msg, size); });
 }
 
 Call Harness::plug(uint64_t bytes, uint64_t &done, uint32_t msgSize)

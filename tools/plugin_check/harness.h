@@ -112,7 +112,11 @@ public:
 	bool created() const { return backend_ != nullptr; }
 	void destroy();
 
+	// get_state() into a copy of `state` with room after it, so that a
+	// plugin writing past the struct is the state-size clause's alone.
 	Call getState(vmrd_backend_state &state, uint32_t msgSize = 512);
+	// get_state() into `state` where it lies (the state-size clause).
+	Call getStateAt(vmrd_backend_state *state);
 	Call plug(uint64_t bytes, uint64_t &done, uint32_t msgSize = 512);
 	Call unplug(uint64_t bytes, uint64_t &done, uint32_t msgSize = 512);
 	Call releaseAll(uint64_t &done, uint32_t msgSize = 512);
