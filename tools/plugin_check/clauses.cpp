@@ -423,7 +423,9 @@ size_t openFds()
 }
 
 // Under AddressSanitizer malloc is its own and mallinfo2 sees none of it.
-extern "C" size_t __sanitizer_get_current_allocated_bytes() __attribute__((weak));
+// The sanitizer's interface has this name; weak, as it is absent otherwise.
+extern "C" size_t __sanitizer_get_current_allocated_bytes() // NOLINT(bugprone-reserved-identifier)
+        __attribute__((weak));
 
 size_t heapInUse()
 {
