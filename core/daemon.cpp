@@ -170,8 +170,10 @@ void Daemon::onControllerTimer()
 	const TimePoint t = now();
 	for (const auto &source : controller_->stallReadsDue(t))
 		controller_->onStall(t, source, stallTotal(source));
-	if (controller_->tickDue(t))
+	if (controller_->tickDue(t)) {
 		controller_->onTick(t, [this] { return sampler_->read(); });
+		guard_.check();
+	}
 }
 
 void Daemon::onWatchdog()

@@ -24,10 +24,15 @@ public:
 	void setMargin(uint64_t margin) { config_.margin = margin; }
 	// Writes memory.high for a guest of `memTotal` bytes; a failure is logged.
 	void update(uint64_t memTotal);
+	// Writes it again if someone else changed it since, and says so.
+	void check();
 
 private:
+	void write(uint64_t high);
+
 	GuardConfig config_;
 	int fd_ = -1;
+	uint64_t written_ = 0; // what update() wrote last
 };
 
 } // namespace vmrd

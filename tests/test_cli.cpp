@@ -172,6 +172,13 @@ TEST(Daemon, ReloadsOnSighupAndKeepsTheOldConfigWhenTheNewIsBad)
 	uint64_t value = 0;
 	high >> value;
 	EXPECT_GT(value, 64u << 20) << "the guard wrote MemTotal - margin";
+	// Someone else resets it, as systemctl daemon-reload does on the slices
+	// systemd manages: the guard sets it again and says so.
+	std::ofstream(cgroup + "/memory.high") << "max\n";
+	ASSERT_TRUE(p.waitForStderr("/memory.high was set to max by someone else", 10s)) << p.err();
+	uint64_t again = 0;
+	std::ifstream(cgroup + "/memory.high") >> again;
+	EXPECT_EQ(again, value);
 
 	writeConfig(dir, base + "policy:\n  shrink_step_max: 1G\n");
 	p.signal(SIGHUP);
