@@ -73,6 +73,13 @@ done | awk '!seen[$0]++' | while read -r ko; do
 done
 
 # vmrd exactly as `meson install` produces it, plus its shared libraries.
+# The guest's PATH holds the build's own bindir and sbindir, whatever its
+# prefix (/usr/local by default, /usr for a distribution).
+meson introspect "$build" --buildoptions | python3 -c '
+import json, os, sys
+options = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+dirs = [os.path.join(options["prefix"], options[d]) for d in ("sbindir", "bindir")]
+print("PATH=" + ":".join(dirs + ["/bin", "/sbin"]))' >"$root/etc/guest-path"
 rm -rf "$out/install"
 # shellcheck disable=SC2046 # an option or none
 meson install -C "$build" --destdir "$out/install" --no-rebuild --quiet $([ "$strip" = strip ] && echo --strip) >/dev/null

@@ -353,7 +353,7 @@ def test_service_view(ctx):
         c.guest.run("ip link set lo up")
 
         def start(caps, log):
-            c.guest.run(f"capexec {caps} /usr/local/sbin/vmrd --config /etc/vmrd/vmrd.yaml > {log} 2>&1 &")
+            c.guest.run(f"capexec {caps} $(command -v vmrd) --config /etc/vmrd/vmrd.yaml > {log} 2>&1 &")
             wait_for("vmrd to start", lambda: "running with backend" in c.guest.run(f"cat {log}"), 20, 0.2)
             return c.guest.run(f"cat {log}")
 
