@@ -21,13 +21,13 @@ backend:
 
 
 class Case:
-    """One test: a guest, optionally a broker, and vmrd in the guest."""
+    """One test: a guest, optionally a broker, and vmrd in the guest.  root: the systemd guest's disk image."""
 
     def __init__(self, ctx, series="6.1", zram="1G", broker=True, max_size=3 * GiB, memory="512M",
-                 memhp="online_movable"):
+                 memhp="online_movable", root=None):
         self.ctx = ctx
         self.work = tempfile.mkdtemp(prefix="vmrd-guest-", dir=ctx.work)
-        self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp)
+        self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp, root=root)
         self.broker = None
         try:
             if broker:

@@ -27,6 +27,19 @@ def build_guest(build, workload, out, series, strip=False):
     return kernel, initrd, release
 
 
+def build_rootfs(out, workload, debs):
+    """Builds the systemd guest's disk image (build-rootfs.sh) with the .debs to install in it; returns its path
+    and how long that took."""
+    t0 = time.monotonic()
+    r = subprocess.run([os.path.join(GUEST_DIR, "build-rootfs.sh"), out, workload] + debs,
+                       capture_output=True, text=True)
+    if r.returncode == 3:
+        raise Skip(r.stderr.strip())
+    if r.returncode != 0:
+        raise AssertionError(f"building the systemd guest's disk failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout.strip(), time.monotonic() - t0
+
+
 class Console:
     """A shell on a guest's serial console: the guest's init (tests/guest/init) runs each line it reads and
     marks its output.  Guest and libvirt's Domain attach it to their QEMU's serial line."""
@@ -56,7 +69,8 @@ class Console:
                 del self.console[:-20000]
 
     def _boot(self, zram, timeout=90):
-        """Waits for the guest's init, then gives it `zram` of zram swap."""
+        """Waits for the guest's init (or, in the systemd guest, its console-loop.service), then gives it `zram`
+        of zram swap."""
         t0 = time.monotonic()
         self.kernel_release = wait_for("the guest to boot", self._ready, timeout)
         self.boot_seconds = time.monotonic() - t0
@@ -125,9 +139,12 @@ class Console:
 
 
 class Guest(Console):
-    """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port."""
+    """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port.
+    disk: an image the guest reads as /dev/vda; root: an image (build-rootfs.sh) booted as the root file system
+    on /dev/vda instead, with systemd as PID 1."""
 
-    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None):
+    def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None,
+                 root=None):
         self.work = work
         self.series = series
         self.zram = zram
@@ -136,12 +153,15 @@ class Guest(Console):
         self.broker_qmp = os.path.join(work, "qmp-broker.sock")
         self.channel = os.path.join(work, "guest-channel.sock")
         accel = "tcg"
+        append = f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3"
+        if root:
+            append += " root=/dev/vda systemd.show_status=false"
         cmd = [
             "qemu-system-x86_64", "-accel", accel, "-m", f"{memory},maxmem=9G", "-smp", "2",
             "-object", "memory-backend-ram,id=vmem0,size=4G",
             "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
             "-kernel", kernel, "-initrd", initrd,
-            "-append", f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3",
+            "-append", append,
             "-nographic", "-nic", "none", "-no-reboot",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-qmp", f"unix:{self.broker_qmp},server=on,wait=off",
@@ -151,11 +171,14 @@ class Guest(Console):
         ]
         if disk:  # read-only, as /dev/vda
             cmd += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
+        if root:
+            # A throw-away image: the guest's flushes need not reach the disk.
+            cmd += ["-drive", f"file={root},if=virtio,format=raw,cache=unsafe"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         self._attach(self.proc.stdout.read1, self._send, lambda: self.proc.poll() is not None)
         try:
-            self._boot(zram)
+            self._boot(zram, 180 if root else 90)
             self.qmp = Qmp(self.qmp_path)
         except BaseException:
             print("# guest console:\n# " + "\n# ".join(self.console_tail().splitlines()), flush=True)
