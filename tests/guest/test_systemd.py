@@ -59,7 +59,9 @@ def test_systemd_guest(ctx):
     if not debs:
         raise Skip(f"no vmrd .deb in {ctx.build}/package (./run package builds it)")
     image, seconds = build_rootfs(os.path.join(ctx.work, "rootfs"), ctx.workload, debs)
-    ctx.note(f"disk image built in {seconds:.1f}s from {os.path.basename(debs[0])}")
+    # `meson test` alone does not rebuild the package: its age tells a stale one.
+    age = (time.time() - os.path.getmtime(debs[0])) / 60
+    ctx.note(f"disk image built in {seconds:.1f}s with {os.path.basename(debs[0])}, packaged {age:.0f} min ago")
     t0 = time.monotonic()
     # memhp offline: onlining is vmrd's own job here (daemon.online_movable), through the unit's sandbox.
     # 6.12: it takes PSI windows shorter than 2 s from a holder of CAP_SYS_RESOURCE (6.1 refuses under 500 ms).
