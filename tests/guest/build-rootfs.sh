@@ -6,15 +6,15 @@
 # initramfs of build-guest.sh, whose init mounts root= and hands over to
 # systemd.
 # usage: build-rootfs.sh OUT_DIR WORKLOAD DEB...
+#        build-rootfs.sh --cache   (only the cached tree: ./run test makes it
+#                                  while the packages build)
 # Prints the image's path.  The debootstrapped tree is cached in
 # $VMRD_GUEST_CACHE (default /var/cache/vmrd-guest) as rootfs-<suite>-<key>,
-# the key a hash of the debootstrap recipe (its packages include the .debs'
-# dependencies): a changed recipe builds a new tree.  What this script adds
-# to the tree is added anew on each run.  Needs root and the Debian archive.
+# the key a hash of the debootstrap recipe: a changed recipe builds a new
+# tree.  What this script adds to the tree is added anew on each run.
+# Needs root and the Debian archive.
 # Exit 3: something needed is absent; the message says what.
 set -eu
-out=$1 workload=$2
-shift 2
 cache=${VMRD_GUEST_CACHE:-/var/cache/vmrd-guest}
 suite=bookworm
 absent() { echo "build-rootfs: $*" >&2; exit 3; }
@@ -23,13 +23,11 @@ absent() { echo "build-rootfs: $*" >&2; exit 3; }
 command -v debootstrap >/dev/null || absent "debootstrap is not installed (./run test installs it)"
 command -v mke2fs >/dev/null || absent "mke2fs is not installed (e2fsprogs)"
 
-# What the packages depend on goes in with debootstrap: dpkg -i in the guest
-# has no network.  Alternatives and versions are dropped.
-deps=$(for deb in "$@"; do dpkg-deb -f "$deb" Depends; done |
-	tr ',' '\n' | sed 's/|.*//; s/(.*//; s/ //g' | grep . | sort -u | tr '\n' ',')
-# systemd as PID 1, udev for the /dev/virtio-ports links, and the packages'
-# dependencies.  The cache key is this recipe.
-recipe="--variant=minbase --include=systemd-sysv,udev,procps,${deps%,} $suite"
+# systemd as PID 1, udev for the /dev/virtio-ports links.  What the .debs
+# depend on beyond that is in every Debian system (libc6): dpkg -i in the
+# guest, which has no network, says so if that ever changes.  The recipe
+# does not depend on the .debs, so the tree can be made before they exist.
+recipe="--variant=minbase --include=systemd-sysv,udev,procps $suite"
 base=$cache/rootfs-$suite-$(echo "$recipe" | sha256sum | cut -c1-12)
 if [ ! -d "$base" ]; then
 	# The mirror this machine's apt uses.
@@ -46,6 +44,12 @@ if [ ! -d "$base" ]; then
 	rm -f "$tmp.log" "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*_*
 	mv "$tmp" "$base" 2>/dev/null || rm -rf "$tmp"
 fi
+if [ "$1" = --cache ]; then
+	echo "$base"
+	exit 0
+fi
+out=$1 workload=$2
+shift 2
 
 root=$out/rootfs
 rm -rf "$root"
