@@ -81,9 +81,19 @@ bool powerOfTwo(uint64_t v)
 	return v != 0 && (v & (v - 1)) == 0;
 }
 
+// The unplug that takes a device at `plugged` back to `initial`: on one
+// that held nothing, two blocks more than it holds (the path where a
+// partial result is the answer); on one in use, only what was added.
+uint64_t backTo(uint64_t plugged, uint64_t initial, uint64_t block)
+{
+	if (initial == 0)
+		return plugged + 2 * block;
+	return plugged > initial ? plugged - initial : 0;
+}
+
 // Every op once or more, on the paths that succeed and on those that fail
 // (an unknown option, more than max, more than is plugged), each call
-// passed to `judge`.  Memory ends as it began.
+// passed to `judge`.  What it plugs it gives back.
 void exercise(Harness &h, Report &r, uint32_t msgSize, const std::function<void(const Call &)> &judge)
 {
 	r.step("calling create() with an unknown option key, msg_size " + std::to_string(msgSize));
@@ -103,7 +113,7 @@ void exercise(Harness &h, Report &r, uint32_t msgSize, const std::function<void(
 	s.struct_size = sizeof(s);
 	r.step("calling get_state(), msg_size " + std::to_string(msgSize));
 	judge(h.getState(s, msgSize));
-	const uint64_t block = powerOfTwo(s.block_size) ? s.block_size : 2u << 20;
+	const uint64_t block = powerOfTwo(s.block_size) ? s.block_size : 2u << 20, initial = s.plugged_bytes;
 	uint64_t done = 0;
 	const auto resize = [&](bool grow, uint64_t bytes) {
 		r.step(std::string(grow ? "plug(" : "unplug(") + formatSize(bytes) + "), msg_size " +
@@ -116,7 +126,8 @@ void exercise(Harness &h, Report &r, uint32_t msgSize, const std::function<void(
 		resize(true, s.max_bytes - s.plugged_bytes + block);
 	judge(h.getState(s, msgSize));
 	resize(false, block);
-	resize(false, s.plugged_bytes + 2 * block);
+	if (const uint64_t back = backTo(s.plugged_bytes > block ? s.plugged_bytes - block : 0, initial, block))
+		resize(false, back);
 	if (h.has(&vmrd_backend_ops::release_all)) {
 		r.step("calling release_all(), msg_size " + std::to_string(msgSize));
 		judge(h.releaseAll(done, msgSize));
@@ -168,10 +179,10 @@ void resizeRun(Harness &h, Report &r, const ResizeJudge &judge)
 	auto before = state(h, r);
 	if (!before)
 		return;
-	const uint64_t block = before->block_size;
+	const uint64_t block = before->block_size, initial = before->plugged_bytes;
 	for (const auto &[grow, blocks] : {std::pair{true, 1}, {true, 3}, {false, 1}, {false, -1}}) {
-		const uint64_t asked =
-		        blocks > 0 ? static_cast<uint64_t>(blocks) * block : before->plugged_bytes + 2 * block;
+		const uint64_t asked = blocks > 0 ? static_cast<uint64_t>(blocks) * block
+		                                  : backTo(before->plugged_bytes, initial, block);
 		if (asked == 0)
 			continue;
 		constexpr uint64_t unset = ~uint64_t{0};
@@ -337,6 +348,11 @@ void releaseAll(Harness &h, Report &r)
 	else if (before->plugged_bytes - after->plugged_bytes != done)
 		r.fail(describe(c) + ", and reported " + formatSize(done) + " released, but plugged_bytes went from " +
 		       formatSize(before->plugged_bytes) + " to " + formatSize(after->plugged_bytes));
+	// A device in use gets back what it held.
+	if (s->plugged_bytes > after->plugged_bytes) {
+		r.step("plugging back what the device held before");
+		h.plug(s->plugged_bytes - after->plugged_bytes, done);
+	}
 }
 
 bool readable(int fd)
