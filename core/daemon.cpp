@@ -179,6 +179,9 @@ void Daemon::onControllerTimer()
 void Daemon::onWatchdog()
 {
 	notifySystemd("WATCHDOG=1");
+	// systemd's daemon-reload resets memory.high; the ticks that check it
+	// stop while vmrd idles, the watchdog's do not.
+	guard_.check();
 	loop_.setTimer(watchdogTimer_, now() + *watchdog_);
 }
 

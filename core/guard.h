@@ -24,7 +24,8 @@ public:
 	void setMargin(uint64_t margin) { config_.margin = margin; }
 	// Writes memory.high for a guest of `memTotal` bytes; a failure is logged.
 	void update(uint64_t memTotal);
-	// Writes it again if someone else changed it since, and says so.
+	// Writes it again if someone else changed it since, and says so.  The
+	// daemon calls it at its sample ticks and at systemd's watchdog pings.
 	void check();
 
 private:

@@ -154,11 +154,12 @@ def test_systemd_guest(ctx):
         assert high == total - 256 * MiB, f"memory.high {high}, MemTotal {total}"
         steps(ctx, t0, f"guard: work.slice's memory.high {high // MiB} MiB, MemTotal less guard.margin")
         # A daemon-reload (every dpkg -i of a package with a unit runs one) resets memory.high on the slices
-        # systemd manages; vmrd sets it again at its next sample and says so.
+        # systemd manages; vmrd sets it again, idle or not, and says so.  Its value follows MemTotal, which may
+        # have moved meanwhile: what counts is that it is not max.
         g.run("systemctl daemon-reload")
         wait_for("vmrd to set memory.high again after a daemon-reload",
                  lambda: "by someone else" in g.run("journalctl -u vmrd -o cat --no-pager", check=False)
-                 and g.run("cat /sys/fs/cgroup/work.slice/memory.high").strip() == str(high), 30, 0.5)
+                 and g.run("cat /sys/fs/cgroup/work.slice/memory.high").strip() != "max", 30, 0.5)
         steps(ctx, t0, "guard: memory.high set again after systemctl daemon-reload reset it")
 
         pid = c.show("MainPID")["MainPID"]
