@@ -675,7 +675,7 @@ int checkPlugin(const Target &target, std::ostream &out)
 	const Outcome creates = runInChild(
 	        [&](Report &r) {
 		        if (auto plugin = load(r)) {
-			        Harness h(plugin->ops(), target.options, target.procfs, target.sysfs);
+			        Harness h(*plugin, target.options, target.procfs, target.sysfs);
 			        createOrSkip(h, r);
 		        }
 	        },
@@ -698,7 +698,7 @@ int checkPlugin(const Target &target, std::ostream &out)
 			                      auto plugin = load(r);
 			                      if (!plugin)
 				                      return;
-			                      Harness h(plugin->ops(), target.options, target.procfs, target.sysfs);
+			                      Harness h(*plugin, target.options, target.procfs, target.sysfs);
 			                      c.run(h, r, info);
 		                      },
 		                      c.timeout));

@@ -13,6 +13,8 @@
 
 #include <vmrd/plugin.h>
 
+#include "plugin_loader.h"
+
 namespace vmrd::check {
 
 // The sizes of the structs as ABI 1.0 defined them: a plugin built for a
@@ -83,29 +85,23 @@ private:
 
 using Options = std::vector<std::pair<std::string, std::string>>;
 
-// The plugin's ops, the options, and one backend created with them.
+// The plugin, the options, and one backend created with them.
 class Harness
 {
 public:
-	Harness(const vmrd_backend_ops &ops, Options options, std::string procfs, std::string sysfs)
-	    : ops_(ops), options_(std::move(options)), procfs_(std::move(procfs)), sysfs_(std::move(sysfs))
+	Harness(const Plugin &plugin, Options options, std::string procfs, std::string sysfs)
+	    : plugin_(plugin), ops_(plugin.ops()), options_(std::move(options)), procfs_(std::move(procfs)),
+	      sysfs_(std::move(sysfs))
 	{
 	}
 	~Harness() { destroy(); }
 	Harness(const Harness &) = delete;
 	Harness &operator=(const Harness &) = delete;
 
-	const vmrd_backend_ops &ops() const { return ops_; }
-	const Options &options() const { return options_; }
 	// Room after every message buffer (see MessageBuffer); 0 by default.
 	void setMessageSlack(size_t slack) { slack_ = slack; }
-	// Whether the ops table holds `member` and sets it.
-	template <typename F> bool has(F vmrd_backend_ops::*member) const
-	{
-		const auto offset =
-		        reinterpret_cast<const char *>(&(ops_.*member)) - reinterpret_cast<const char *>(&ops_);
-		return static_cast<size_t>(offset) + sizeof(F) <= ops_.struct_size && ops_.*member != nullptr;
-	}
+	// Whether the ops table holds `member` and sets it, as vmrd judges it.
+	template <typename F> bool has(F vmrd_backend_ops::*member) const { return plugin_.hasOp(member); }
 
 	// create() with the options (plus `extra`) and a host (see Host).
 	Call create(uint32_t msgSize = 512, std::optional<size_t> hostSize = std::nullopt, const Options &extra = {});
@@ -125,6 +121,7 @@ public:
 	vmrd_backend *backend() { return backend_; }
 
 private:
+	const Plugin &plugin_;
 	const vmrd_backend_ops &ops_;
 	Options options_;
 	std::string procfs_, sysfs_;
