@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Counts every test case of meson test runs (GoogleTest cases one by one),
 # names each failed or skipped one (with the reason), and prints the
-# closing line.  Each argument is one run's JUnit file.
+# closing line.  Each argument is one run's JUnit file.  The output of each
+# failed case is repeated at the end, so that the last lines of a long run
+# (all that CI may keep) say why it failed.
 import os
 import re
 import sys
@@ -12,7 +14,36 @@ import xml.etree.ElementTree as ET
 # report puts control characters there that XML 1.0 forbids.
 NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
+TAP_STATUS = re.compile(r"^(not )?ok (\d+) ")
+TAIL = 60
+
+
+def text(element, tag):
+    found = element.find(tag)
+    return (found.text or "") if found is not None else ""
+
+
+def why(suite, case):
+    """The output that tells why `case` failed: GoogleTest's failure message,
+    the test's own output, or, for a TAP case, the lines the harness printed
+    between the case before it and its "not ok" line."""
+    lines = (text(case, "failure") or text(case, "error") or text(case, "system-out")).splitlines()
+    if lines:
+        return lines[-TAIL:]
+    lines = text(suite, "system-out").splitlines()
+    number = case.get("name").split(" ", 1)[0]
+    for end, line in enumerate(lines):
+        m = TAP_STATUS.match(line)
+        if m and m.group(1) and m.group(2) == number:
+            start = end
+            while start > 0 and not TAP_STATUS.match(lines[start - 1]):
+                start -= 1
+            return lines[max(start, end - TAIL):end + 1]
+    return lines[-TAIL:]
+
+
 passed = failed = skipped = 0
+reasons = []
 for path in sys.argv[1:]:
     if not os.path.exists(path):
         print(f"FAILED  {path}: missing (the run did not happen)")
@@ -26,11 +57,15 @@ for path in sys.argv[1:]:
             if case.find("failure") is not None or case.find("error") is not None:
                 failed += 1
                 print(f"FAILED  {name}")
+                reasons.append((name, why(suite, case)))
             elif case.find("skipped") is not None:
                 skipped += 1
                 reason = case.find("skipped").get("message") or (case.find("skipped").text or "").strip()
                 print(f"SKIPPED {name}: {reason}")
             else:
                 passed += 1
+for name, lines in reasons:
+    print(f"--- {name}: its output")
+    print("\n".join(lines) if lines else "(none in the log)")
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or passed == 0 else 0)
