@@ -323,8 +323,17 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 		readDaemon(r, n, c.daemon);
 	if (YAML::Node n = root["control"])
 		readControl(r, n, c.control);
-	if (YAML::Node n = root["guard"])
+	if (YAML::Node n = root["guard"]) {
 		readGuard(r, n, c.guard);
+		// The server preset grows when MemAvailable falls below its
+		// headroom; a guard that throttled first would wait for it forever.
+		if (!c.guard.cgroup.empty() && c.policy.preset == "server" && c.guard.margin >= c.policy.headroom)
+			r.fail(n["margin"] ? n["margin"] : n, "guard.margin",
+			       formatSize(c.guard.margin) + " is not below policy.headroom " +
+			               formatSize(c.policy.headroom) +
+			               ": the workload would be throttled before vmrd grows the guest; lower it or "
+			               "raise the headroom");
+	}
 	r.logging(root, c.logLevel);
 	if (YAML::Node n = root["paths"]) {
 		if (r.map(n, "paths")) {

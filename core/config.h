@@ -43,12 +43,12 @@ struct ControlConfig {
 	std::string http;                              // "127.0.0.1:9560" serves /metrics; empty: off
 };
 
-// For guests without swap: keep a cgroup's memory.high a margin below the
-// guest's memory, so a workload nearing it is throttled (PSI pressure on the
-// cgroup) rather than OOM-killed.
+// For guests without swap: keep a cgroup's memory.high where the workload
+// would leave the guest less than `margin` available, so a workload nearing
+// it is throttled (PSI pressure on the cgroup) rather than OOM-killed.
 struct GuardConfig {
 	std::string cgroup; // a cgroup v2 directory; empty: no guard
-	uint64_t margin = 256ull << 20;
+	uint64_t margin = 64ull << 20;
 };
 
 struct PathsConfig {

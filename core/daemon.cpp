@@ -75,8 +75,7 @@ int Daemon::setUp()
 		logError(loop.error().message);
 		return loop.error().code == -EINVAL ? EX_CONFIG : 1;
 	}
-	const Sample first = sampler_->read().value_or(Sample{});
-	guard_.update(first.mem.memTotal);
+	const Sample first = sample().value_or(Sample{});
 	controller_ = std::make_unique<Controller>(settings(), *st, first, start_,
 	                                           [this](const TraceRecord &r) { record(r); });
 	armEarlySignal();
@@ -171,8 +170,8 @@ void Daemon::onControllerTimer()
 	for (const auto &source : controller_->stallReadsDue(t))
 		controller_->onStall(t, source, stallTotal(source));
 	if (controller_->tickDue(t)) {
-		controller_->onTick(t, [this] { return sampler_->read(); });
 		guard_.check();
+		controller_->onTick(t, [this] { return sample(); });
 	}
 }
 
@@ -191,13 +190,19 @@ void Daemon::onWorkerDone()
 	if (!done)
 		return;
 	callRunning_ = false;
-	const Sample s = sampler_->read().value_or(controller_->lastSample());
+	const Sample s = sample().value_or(controller_->lastSample());
 	controller_->onCallDone(now(), *done, s);
-	if (done->call.op != BackendCall::Op::ReadState)
-		guard_.update(s.mem.memTotal);
 	// The event fd is one-shot: watched again once its event is consumed.
 	if (done->call.op == BackendCall::Op::AckEvent)
 		(void)loop_.modify(backendEventFd_, EPOLLIN | EPOLLONESHOT);
+}
+
+std::optional<Sample> Daemon::sample()
+{
+	auto s = sampler_->read();
+	if (s)
+		guard_.update(s->mem.memAvailable);
+	return s;
 }
 
 void Daemon::record(const TraceRecord &r)

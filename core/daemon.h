@@ -69,6 +69,8 @@ private:
 	void pump();
 	void record(const TraceRecord &r);
 	std::optional<uint64_t> stallTotal(const std::string &source);
+	// A sample of /proc; the guard follows every one.
+	std::optional<Sample> sample();
 	Controller::Settings settings() const;
 	// In whole microseconds, as the event log writes times: a replay then
 	// feeds the controller exactly the times the daemon did.

@@ -18,7 +18,7 @@ void Daemon::onSignal()
 		switch (si.ssi_signo) {
 		case SIGUSR1:
 			logInfo("SIGUSR1: shrink check now");
-			if (auto s = sampler_->read())
+			if (auto s = sample())
 				controller_->onCheck(now(), *s);
 			break;
 		case SIGHUP:
@@ -77,7 +77,7 @@ Status Daemon::reload(const std::string &origin)
 	config_.logLevel = n.logLevel;
 	setLogLevel(n.logLevel);
 	guard_.setMargin(n.guard.margin);
-	guard_.update(controller_->lastSample().mem.memTotal);
+	(void)sample();
 	controller_->reload(now(), settings());
 	armEarlySignal();
 	logInfo(origin + ": reloaded " + path + "; policy " + config_.policy.preset + " starts afresh");
@@ -93,7 +93,7 @@ Result<nlohmann::json> Daemon::onControl(const ControlRequest &request)
 		return nlohmann::json{{"text", metricsText(*controller_, config_.paths.procfs)}};
 	case ControlCommand::Reclaim: {
 		logInfo("vmrdctl reclaim: shrink check now");
-		auto s = sampler_->read();
+		auto s = sample();
 		if (!s)
 			return Error{-EIO, "cannot read the memory statistics"};
 		return nlohmann::json{{"decision", describeDecision(controller_->onCheck(now(), *s))}};

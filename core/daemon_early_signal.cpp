@@ -52,7 +52,7 @@ void Daemon::onAllocations()
 	const auto woke = earlySignal_->drain();
 	if (woke.count == 0)
 		return;
-	if (auto s = sampler_->read())
+	if (auto s = sample())
 		controller_->onAllocations(now(), *s);
 }
 

@@ -71,7 +71,7 @@ void Daemon::onPressure(size_t i)
 	const auto &a = psi_.armed()[i];
 	const TimePoint t = now();
 	logDebug("PSI event: " + describeTrigger(a.trigger) + " on " + a.source);
-	auto s = sampler_->read();
+	auto s = sample();
 	if (!s)
 		return;
 	controller_->onPressure(

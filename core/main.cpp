@@ -103,8 +103,8 @@ void printPlan(const Config &c, const Backend &b, const BackendState &s)
 		          << "\n";
 	}
 	if (!c.guard.cgroup.empty())
-		std::cout << "guard: " << c.guard.cgroup << "/memory.high kept " << formatSize(c.guard.margin)
-		          << " below MemTotal\n";
+		std::cout << "guard: " << c.guard.cgroup << "/memory.high throttles the workload where it would leave "
+		          << formatSize(c.guard.margin) << " available\n";
 }
 
 } // namespace

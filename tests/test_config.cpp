@@ -212,6 +212,9 @@ INSTANTIATE_TEST_SUITE_P(
                           "test.yaml:5:18: daemon.oom_score_adj: '-2000' is not a whole number from -1000 to 1000"},
                 ErrorCase{"relative_guard", minimal + "guard:\n  cgroup: work.slice\n",
                           "guard.cgroup: 'work.slice' is not an absolute path"},
+                ErrorCase{"guard_margin_over_headroom", minimal + "guard:\n  cgroup: /sys/fs/cgroup/w\n  margin: 96M\n",
+                          "test.yaml:6:11: guard.margin: 96 MiB is not below policy.headroom 96 MiB: the workload "
+                          "would be throttled before vmrd grows the guest"},
                 ErrorCase{"min_over_max", minimal + "limits:\n  min: 2G\n  max: 1G\n",
                           "limits.min: 2 GiB is more than limits.max 1 GiB"},
                 ErrorCase{"nested_option", minimal + "  options:\n    deep: {a: 1}\n",

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Table-driven tests of the zoneinfo, vmstat and memory-block parsers, and of the onlining verdict.
+// Table-driven tests of the zoneinfo, vmstat, cgroup memory and memory-block parsers, and of the onlining verdict.
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -109,6 +109,18 @@ TEST(Vmstat, RejectsMalformed)
 	for (const char *text : {"", "pgalloc_dma 1\n", "pgalloc_movable x\n", "pgalloc_movable -1\n",
 	                         "pgalloc_movable 1\npgscan_kswapd 1.5\n"})
 		EXPECT_FALSE(parseVmstat(text)) << text;
+}
+
+TEST(CgroupMemory, UsageAndFileLru)
+{
+	const char *stat = "anon 52428800\nfile 20971520\nshmem 4096\nactive_file 8388608\ninactive_file 12578816\n";
+	auto m = parseCgroupMemory("104857600\n", stat);
+	ASSERT_TRUE(m);
+	EXPECT_EQ(m->current, 104857600u);
+	EXPECT_EQ(m->fileLru, 8388608u + 12578816u) << "shmem is not on the file LRU lists";
+	EXPECT_FALSE(parseCgroupMemory("max\n", stat));
+	EXPECT_FALSE(parseCgroupMemory("4096\n", "anon 4096\nactive_file 0\n")) << "no inactive_file";
+	EXPECT_FALSE(parseCgroupMemory("4096\n", "active_file x\ninactive_file 0\n"));
 }
 
 TEST(MemoryBlocks, BlockSizeIsHex)

@@ -227,6 +227,28 @@ std::optional<VmStat> parseVmstat(std::string_view text)
 	return v;
 }
 
+std::optional<CgroupMemory> parseCgroupMemory(std::string_view current, std::string_view stat)
+{
+	CgroupMemory m;
+	if (!toU64(trim(nextLine(current)), m.current))
+		return std::nullopt;
+	uint64_t active = 0, inactive = 0;
+	bool seenActive = false, seenInactive = false;
+	while (!stat.empty()) {
+		std::string_view line = nextLine(stat);
+		const size_t sp = line.find(' ');
+		const std::string_view key = line.substr(0, sp);
+		if (key == "active_file")
+			seenActive = toU64(line.substr(sp + 1), active);
+		else if (key == "inactive_file")
+			seenInactive = toU64(line.substr(sp + 1), inactive);
+	}
+	if (!seenActive || !seenInactive)
+		return std::nullopt;
+	m.fileLru = active + inactive;
+	return m;
+}
+
 std::optional<uint64_t> parseBlockSize(std::string_view text)
 {
 	text = trim(text.substr(0, text.find('\n')));

@@ -70,6 +70,16 @@ struct VmStat {
 // Needs pgalloc_movable; the other counters are 0 where the kernel lacks them.
 std::optional<VmStat> parseVmstat(std::string_view text);
 
+// A cgroup v2 memory controller's usage, in bytes.
+struct CgroupMemory {
+	uint64_t current = 0; // memory.current
+	uint64_t fileLru = 0; // page cache on the file LRU lists (memory.stat active_file + inactive_file)
+};
+
+// memory.current and memory.stat; needs both LRU lines, which every kernel
+// with cgroup v2 has.
+std::optional<CgroupMemory> parseCgroupMemory(std::string_view current, std::string_view stat);
+
 // /sys/devices/system/memory/block_size_bytes: hexadecimal without 0x.
 std::optional<uint64_t> parseBlockSize(std::string_view text);
 
