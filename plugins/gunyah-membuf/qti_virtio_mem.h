@@ -29,6 +29,9 @@ struct qti_virtio_mem_ioc_hint_create_arg {
 #ifdef __cplusplus
 #include <cstddef>
 #define VMRD_QTI_ASSERT(e, m) static_assert(e, m)
+#elif defined(__KERNEL__) /* the emulated device, tests/qti_virtio_mem */
+#include <linux/stddef.h>
+#define VMRD_QTI_ASSERT(e, m) _Static_assert(e, m)
 #else
 #include <stddef.h>
 #define VMRD_QTI_ASSERT(e, m) _Static_assert(e, m)
