@@ -56,6 +56,9 @@ cp "$workload" "$root/bin/workload"
 cp "$(dirname "$workload")/guest-capexec" "$root/bin/capexec"
 cp "$(dirname "$workload")/guest-signal-watch" "$root/bin/signal-watch"
 cp "$build/bench/bench-probe" "$root/bin/probe"
+# Only the test of the qti_virtio_mem emulation builds it.
+qti_hint=$(dirname "$workload")/guest-qti-hint
+[ ! -e "$qti_hint" ] || cp "$qti_hint" "$root/bin/qti-hint"
 
 # Modules in dependency order; built-in ones need nothing.  The compressor
 # modules are whichever zram's default needs on this kernel.
@@ -71,6 +74,25 @@ done | awk '!seen[$0]++' | while read -r ko; do
 	esac
 	echo "$name" >>"$root/modules/order"
 done
+
+# The qti_virtio_mem emulation (tests/qti_virtio_mem), built once per kernel
+# and source; not in the load order: its tests insmod it with the hidden
+# range.  Without it they skip, with the reason left next to where it goes.
+qti=$here/../qti_virtio_mem
+qti_hash=$(cat "$qti/qti_virtio_mem.c" "$qti/Kbuild" "$qti/build.sh" "$here/../../plugins/gunyah-membuf/qti_virtio_mem.h" |
+	sha256sum | cut -c1-12)
+qti_ko=$cache/qti_virtio_mem-$kver-$qti_hash.ko
+if [ ! -e "$qti_ko" ]; then
+	rc=0
+	"$qti/build.sh" "$kver" "$qti_ko.tmp" 2>"$out/qti_virtio_mem.log" || rc=$?
+	case $rc in
+	0) mv "$qti_ko.tmp" "$qti_ko" ;;
+	3) cp "$out/qti_virtio_mem.log" "$root/modules/qti_virtio_mem.skip" ;;
+	*) tail -n 30 "$out/qti_virtio_mem.log" >"$root/modules/qti_virtio_mem.failed" ;;
+	esac
+	rm -f "$out/qti_virtio_mem.log"
+fi
+[ ! -e "$qti_ko" ] || cp "$qti_ko" "$root/modules/qti_virtio_mem.ko"
 
 # vmrd exactly as `meson install` produces it, plus its shared libraries.
 # The guest's PATH holds the build's own bindir and sbindir, whatever its
