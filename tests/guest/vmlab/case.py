@@ -21,13 +21,15 @@ backend:
 
 
 class Case:
-    """One test: a guest, optionally a broker, and vmrd in the guest.  root: the systemd guest's disk image."""
+    """One test: a guest, optionally a broker, and vmrd in the guest.  root: the systemd guest's disk image;
+    hidden: RAM the guest's kernel leaves alone (Guest)."""
 
     def __init__(self, ctx, series="6.1", zram="1G", broker=True, max_size=3 * GiB, memory="512M",
-                 memhp="online_movable", root=None):
+                 memhp="online_movable", root=None, hidden=None):
         self.ctx = ctx
         self.work = tempfile.mkdtemp(prefix="vmrd-guest-", dir=ctx.work)
-        self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp, root=root)
+        self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp, root=root,
+                           hidden=hidden)
         self.broker = None
         try:
             if broker:
@@ -113,27 +115,27 @@ class Context:
         assert r.returncode == 0, f"the replay differs from the daemon:\n{r.stdout}{r.stderr}"
         return r.stdout.strip()
 
-    def prepare(self):
+    def prepare(self, series=("6.1", "6.12")):
         for tool in ("qemu-system-x86_64", "cpio", "depmod", "xz"):
             if not shutil.which(tool) and not os.path.exists(f"/sbin/{tool}"):
                 raise Skip(f"{tool} is not installed (./run test installs it)")
         if not os.path.exists("/bin/busybox"):
             raise Skip("busybox-static is not installed")
-        for series in ("6.1", "6.12"):
-            kernel, initrd, _ = build_guest(self.build, self.workload, os.path.join(self.work, "images"), series)
-            self.images[series] = (kernel, initrd)
+        for s in series:
+            kernel, initrd, _ = build_guest(self.build, self.workload, os.path.join(self.work, "images"), s)
+            self.images[s] = (kernel, initrd)
 
 
-def run_tap(tests, argv):
-    """Runs the tests named in argv (BUILD_DIR WORKLOAD BROKER [TEST ...]; all without names) as TAP.
-    Returns the exit code."""
+def run_tap(tests, argv, series=("6.1", "6.12")):
+    """Runs the tests named in argv (BUILD_DIR WORKLOAD BROKER [TEST ...]; all without names) as TAP, on guests
+    of the kernel series given.  Returns the exit code."""
     build, workload, broker = argv[:3]
     wanted = argv[3:]
     tests = [t for t in tests if not wanted or t.__name__ in wanted]
     ctx = Context(os.path.abspath(build), os.path.abspath(workload), os.path.abspath(broker))
     print(f"1..{len(tests)}", flush=True)
     try:
-        ctx.prepare()
+        ctx.prepare(series)
     except Skip as e:
         for i, t in enumerate(tests, 1):
             print(f"ok {i} - {t.__name__} # SKIP {e}", flush=True)

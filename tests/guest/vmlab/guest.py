@@ -8,7 +8,7 @@ import threading
 import time
 
 from .qmp import Qmp
-from .util import Skip, die_with_parent, wait_for
+from .util import MiB, Skip, die_with_parent, mib, wait_for
 
 # build-guest.sh and the guest's init sit next to the package, in tests/guest.
 GUEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,10 +141,12 @@ class Console:
 class Guest(Console):
     """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port.
     disk: an image the guest reads as /dev/vda; root: an image (build-rootfs.sh) booted as the root file system
-    on /dev/vda instead, with systemd as PID 1."""
+    on /dev/vda instead, with systemd as PID 1.
+    hidden: that much RAM more, which the guest's kernel does not use (mem=): memory to hot-plug by other means
+    than virtio-mem (hidden_range())."""
 
     def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None,
-                 root=None):
+                 root=None, hidden=None):
         self.work = work
         self.series = series
         self.zram = zram
@@ -156,8 +158,15 @@ class Guest(Console):
         append = f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3"
         if root:
             append += " root=/dev/vda systemd.show_status=false"
+        self.hidden_base = None
+        ram = memory
+        if hidden:
+            self.hidden_base = mib(memory) * MiB
+            ram = f"{mib(memory) + mib(hidden)}M"
+            # The memmap of memory plugged when memory ran out goes on that memory (qti_virtio_mem's OOM notifier).
+            append += f" mem={memory} memory_hotplug.memmap_on_memory=1"
         cmd = [
-            "qemu-system-x86_64", "-accel", accel, "-m", f"{memory},maxmem=9G", "-smp", "2",
+            "qemu-system-x86_64", "-accel", accel, "-m", f"{ram},maxmem=9G", "-smp", "2",
             "-object", "memory-backend-ram,id=vmem0,size=4G",
             "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
             "-kernel", kernel, "-initrd", initrd,
@@ -185,6 +194,22 @@ class Guest(Console):
             self.proc.kill()
             self.proc.wait()
             raise
+
+    def hidden_range(self):
+        """The RAM the kernel was told to leave alone (hidden=): (base, size), whole memory blocks of the RAM the
+        firmware reported above mem= (its map in the kernel log), checked to be no System RAM in /proc/iomem."""
+        block = int(self.run("cat /sys/devices/system/memory/block_size_bytes"), 16)
+        end = None
+        for m in re.finditer(r"BIOS-e820: \[mem (0x[0-9a-f]+)-(0x[0-9a-f]+)\] usable", self.run("dmesg")):
+            if int(m[1], 16) <= self.hidden_base <= int(m[2], 16):
+                end = int(m[2], 16) + 1
+        assert end, f"the firmware reports no RAM at mem={self.hidden_base:#x}"
+        base = -(-self.hidden_base // block) * block
+        end = end // block * block
+        assert end > base, f"no whole memory block of {block:#x} bytes between {base:#x} and {end:#x}"
+        for m in re.finditer(r"^\s*([0-9a-f]+)-([0-9a-f]+) : System RAM$", self.run("cat /proc/iomem"), re.M):
+            assert int(m[2], 16) < base or int(m[1], 16) >= end, f"System RAM at {m[0].strip()} despite mem="
+        return base, end - base
 
     def _send(self, data):
         self.proc.stdin.write(data)

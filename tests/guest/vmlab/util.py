@@ -9,6 +9,12 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 
+def mib(size):
+    """A QEMU size ("512M", "1G") in MiB."""
+    units = {"M": 1, "G": 1024}
+    return int(size[:-1]) * units[size[-1].upper()]
+
+
 class Skip(Exception):
     """Something the harness needs is absent: the test reports itself skipped with the reason."""
 
