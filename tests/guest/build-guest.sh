@@ -83,6 +83,7 @@ qti_hash=$(cat "$qti/qti_virtio_mem.c" "$qti/Kbuild" "$qti/build.sh" "$here/../.
 	sha256sum | cut -c1-12)
 qti_ko=$cache/qti_virtio_mem-$kver-$qti_hash.ko
 if [ ! -e "$qti_ko" ]; then
+	rm -f "$cache/qti_virtio_mem-$kver-"*.ko # older sources
 	rc=0
 	"$qti/build.sh" "$kver" "$qti_ko.tmp" 2>"$out/qti_virtio_mem.log" || rc=$?
 	case $rc in
