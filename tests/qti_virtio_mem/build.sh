@@ -12,12 +12,12 @@ headers=/usr/src/linux-headers-$kver
 # linux-headers brings its compiler (gcc-12) and kbuild, but not make.  Not
 # when it would bring the kernel itself (the 6.12 ones do): the guest's
 # kernel has no business on the host.
-if { [ ! -d "$headers" ] || ! command -v make >/dev/null; } && [ "$(id -u)" = 0 ] &&
-	! apt-get install -s "linux-headers-$kver" 2>/dev/null | grep -q '^Inst linux-image-'; then
+if { [ ! -d "$headers" ] || ! command -v make >/dev/null; } && [ "$(id -u)" = 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -q "linux-headers-$kver" make >/dev/null 2>&1 ||
-		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -q "linux-headers-$kver" make >/dev/null 2>&1; } ||
-		true
+	apt-cache show "linux-headers-$kver" >/dev/null 2>&1 || apt-get update -qq >/dev/null 2>&1 || true
+	if ! apt-get install -s "linux-headers-$kver" 2>/dev/null | grep -q '^Inst linux-image-'; then
+		apt-get install -y -q "linux-headers-$kver" make >/dev/null 2>&1 || true
+	fi
 fi
 if [ ! -d "$headers" ] || ! command -v make >/dev/null; then
 	echo "build.sh: needs /usr/src/linux-headers-$kver and make (apt-get install linux-headers-$kver make, as root;" \
