@@ -28,13 +28,14 @@ TEST(Abi, ManifestIsFrozen)
 
 TEST(Abi, Host)
 {
-	EXPECT_EQ(sizeof(vmrd_host), 48u);
+	EXPECT_EQ(sizeof(vmrd_host), 56u);
 	EXPECT_FIELD(vmrd_host, struct_size, 0);
 	EXPECT_FIELD(vmrd_host, host_data, 8);
 	EXPECT_FIELD(vmrd_host, log, 16);
 	EXPECT_FIELD(vmrd_host, monotonic_ns, 24);
 	EXPECT_FIELD(vmrd_host, procfs_root, 32);
 	EXPECT_FIELD(vmrd_host, sysfs_root, 40);
+	EXPECT_FIELD(vmrd_host, forget_fd, 48); // 1.1
 }
 
 TEST(Abi, OptionAndState)
@@ -52,7 +53,7 @@ TEST(Abi, OptionAndState)
 
 TEST(Abi, Ops)
 {
-	EXPECT_EQ(sizeof(vmrd_backend_ops), 72u);
+	EXPECT_EQ(sizeof(vmrd_backend_ops), 88u);
 	EXPECT_FIELD(vmrd_backend_ops, struct_size, 0);
 	EXPECT_FIELD(vmrd_backend_ops, create, 8);
 	EXPECT_FIELD(vmrd_backend_ops, destroy, 16);
@@ -62,6 +63,16 @@ TEST(Abi, Ops)
 	EXPECT_FIELD(vmrd_backend_ops, release_all, 48);
 	EXPECT_FIELD(vmrd_backend_ops, get_event_fd, 56);
 	EXPECT_FIELD(vmrd_backend_ops, ack_event, 64);
+	EXPECT_FIELD(vmrd_backend_ops, export_fds, 72); // 1.1
+	EXPECT_FIELD(vmrd_backend_ops, adopt_fds, 80);  // 1.1
+}
+
+TEST(Abi, HeldFd)
+{
+	EXPECT_EQ(sizeof(vmrd_held_fd), 72u);
+	EXPECT_FIELD(vmrd_held_fd, fd, 0);
+	EXPECT_FIELD(vmrd_held_fd, reserved, 4);
+	EXPECT_FIELD(vmrd_held_fd, name, 8);
 }
 
 TEST(Abi, PluginInfo)

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define VMRD_ABI_MAJOR 1
-#define VMRD_ABI_MINOR 0
+#define VMRD_ABI_MINOR 1
 
 /* "VMRDPLUG" read as a little-endian 64-bit integer. */
 #define VMRD_MANIFEST_MAGIC UINT64_C(0x47554c5044524d56)
@@ -99,6 +99,12 @@ struct vmrd_host {
 	uint64_t (*monotonic_ns)(void *host_data);
 	const char *procfs_root; /* "/proc" on a real system */
 	const char *sysfs_root;  /* "/sys" on a real system */
+	/* Since 1.1 (check struct_size).  A backend that listed an fd in
+	 * export_fds() calls this with its name just before it closes it, on
+	 * the thread that closes it.  vmrd withdraws its copy from the keeper
+	 * first, so that the backend's close() is the last reference and what
+	 * the fd held goes back then, not later in another process. */
+	void (*forget_fd)(void *host_data, const char *name);
 };
 
 /* One backend option from the config's backend.options map, as text. */
@@ -132,12 +138,28 @@ struct vmrd_backend_state {
 	uint64_t plugged_bytes; /* currently plugged */
 };
 
+/*
+ * Since 1.1.  A file descriptor whose life is the life of memory the backend
+ * holds (a Gunyah hint fd: closing it gives the memory back), with a name
+ * that is unique within the backend: 1 to 63 characters of [A-Za-z0-9_.-].
+ */
+#define VMRD_HELD_FD_NAME_LEN 64
+struct vmrd_held_fd {
+	int32_t fd;
+	uint32_t reserved; /* 0 */
+	char name[VMRD_HELD_FD_NAME_LEN];
+};
+
 struct vmrd_backend; /* opaque, owned by the plugin */
 
 /*
- * The backend operations.  Threading: vmrd calls create() and destroy() from
- * its main thread and every other operation from one worker thread, one call
- * at a time, never concurrently on the same backend.  plug, unplug and
+ * The backend operations.  Fill the table with designated initializers
+ * (.create = ...): the ops a later minor appends are then NULL, with no
+ * -Wmissing-field-initializers warning to stop a -Werror build.
+ *
+ * Threading: vmrd calls create(), get_event_fd(), adopt_fds() and destroy()
+ * from its main thread and every other operation from one worker thread, one
+ * call at a time, never concurrently on the same backend.  plug, unplug and
  * release_all may block (a hot-plug can take seconds); get_state should not.
  *
  * Common errno values:
@@ -203,6 +225,34 @@ struct vmrd_backend_ops {
 	 * afterwards the fd is not readable until something new happens.
 	 * Worker thread. */
 	int (*ack_event)(struct vmrd_backend *backend, char *msg, uint32_t msg_size);
+
+	/*
+	 * Optional, since 1.1, with adopt_fds: for a backend whose memory lives
+	 * as long as some of its file descriptors, so that a restart of vmrd
+	 * (an upgrade, a crash, the watchdog) does not give that memory back.
+	 * vmrd keeps a copy of each listed fd outside its own process
+	 * (systemd's file descriptor store) and hands them to the next vmrd.
+	 *
+	 * export_fds: list every such fd, at most `capacity` of them, in
+	 * fds[0..*count).  The fds stay the backend's.  If they do not fit,
+	 * return -ENOSPC with *count set to how many there are.  vmrd calls it
+	 * on the worker thread after adopt_fds() and after every plug, unplug
+	 * and release_all(), whatever their result: an fd no longer listed is
+	 * withdrawn from the keeper (call host->forget_fd() before closing it).
+	 */
+	int (*export_fds)(struct vmrd_backend *backend, struct vmrd_held_fd *fds, uint32_t capacity, uint32_t *count,
+	                  char *msg, uint32_t msg_size);
+
+	/*
+	 * Optional, since 1.1.  Hand the backend the fds that a previous vmrd
+	 * exported from a backend of this plugin, with their names; called
+	 * once, on the main thread, after create() and before any other op,
+	 * with at least one fd.  The backend owns them all from then on, even
+	 * when it fails: it keeps those it recognises and closes the others,
+	 * logging why.  get_state() then counts what they hold.
+	 */
+	int (*adopt_fds)(struct vmrd_backend *backend, const struct vmrd_held_fd *fds, uint32_t count, char *msg,
+	                 uint32_t msg_size);
 };
 
 /* Returned by vmrd_plugin_entry_v1(); static, lives as long as the library. */

@@ -14,6 +14,8 @@
 //   CallResult releaseAll();
 //   Result<int> getEventFd();
 //   Status ackEvent();
+//   std::vector<HeldFd> exportFds();            with adoptFds: memory held in fds
+//   void adoptFds(std::vector<HeldFd> fds);     (ABI 1.1), owning them all
 // and puts backendOps<vmrd_backend>() in its vmrd_plugin_info.
 // A member it lacks is a NULL in the ops table, which vmrd reports as not
 // supported. Header-only, so it takes the plugin's hidden visibility.
@@ -29,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -38,6 +41,12 @@
 #include "result.h"
 
 namespace vmrd::plugin {
+
+// One fd that holds memory, with its name (export_fds, adopt_fds).
+struct HeldFd {
+	int fd = -1;
+	std::string name;
+};
 
 using Options = std::vector<std::pair<std::string, std::string>>;
 
@@ -96,6 +105,11 @@ template <typename B, typename = void> struct HasAckEvent : std::false_type {
 };
 template <typename B> struct HasAckEvent<B, std::void_t<decltype(&B::ackEvent)>> : std::true_type {
 };
+template <typename B, typename = void> struct HoldsFds : std::false_type {
+};
+template <typename B>
+struct HoldsFds<B, std::void_t<decltype(&B::exportFds), decltype(&B::adoptFds)>> : std::true_type {
+};
 
 inline int report(const CallResult &r, uint64_t *done, char *msg, uint32_t size)
 {
@@ -122,7 +136,12 @@ template <typename B> struct Ops {
 			for (uint32_t i = 0; i < n; i++)
 				opts.emplace_back(options[i].key ? options[i].key : "",
 				                  options[i].value ? options[i].value : "");
-			auto b = B::create(*host, opts);
+			// The host's table as this plugin knows it, the members an
+			// older host lacks zeroed: a plugin that copies it whole would
+			// otherwise read past the host's.
+			vmrd_host full{};
+			std::memcpy(&full, host, std::min<size_t>(host->struct_size, sizeof(full)));
+			auto b = B::create(full, opts);
 			if (!b)
 				return fail(msg, size, b.error());
 			*out = b->release();
@@ -187,6 +206,45 @@ template <typename B> struct Ops {
 			return r ? 0 : fail(msg, size, r.error());
 		});
 	}
+
+	static int exportFds(vmrd_backend *b, vmrd_held_fd *fds, uint32_t capacity, uint32_t *count, char *msg,
+	                     uint32_t size)
+	{
+		return barrier(msg, size, [&] {
+			const std::vector<HeldFd> held = self(b).exportFds();
+			*count = static_cast<uint32_t>(held.size());
+			if (held.size() > capacity)
+				return fail(msg, size, Error{-ENOSPC, std::to_string(held.size()) + " fds held"});
+			for (size_t i = 0; i < held.size(); i++) {
+				fds[i] = vmrd_held_fd{};
+				fds[i].fd = held[i].fd;
+				held[i].name.copy(fds[i].name, sizeof(fds[i].name) - 1);
+			}
+			return 0;
+		});
+	}
+
+	// The fds are the plugin's from the call on: if they cannot even be
+	// listed for it, they are closed here.
+	static int adoptFds(vmrd_backend *b, const vmrd_held_fd *fds, uint32_t count, char *msg, uint32_t size)
+	{
+		std::vector<HeldFd> held;
+		const int listed = barrier(msg, size, [&] {
+			for (uint32_t i = 0; i < count; i++)
+				held.push_back({fds[i].fd,
+				                std::string(fds[i].name, strnlen(fds[i].name, sizeof(fds[i].name)))});
+			return 0;
+		});
+		if (listed != 0) {
+			for (uint32_t i = 0; i < count; i++)
+				::close(fds[i].fd);
+			return listed;
+		}
+		return barrier(msg, size, [&] {
+			self(b).adoptFds(std::move(held));
+			return 0;
+		});
+	}
 };
 
 } // namespace detail
@@ -207,6 +265,10 @@ template <typename B> constexpr vmrd_backend_ops backendOps()
 		ops.get_event_fd = O::getEventFd;
 	if constexpr (detail::HasAckEvent<B>::value)
 		ops.ack_event = O::ackEvent;
+	if constexpr (detail::HoldsFds<B>::value) {
+		ops.export_fds = O::exportFds;
+		ops.adopt_fds = O::adoptFds;
+	}
 	return ops;
 }
 

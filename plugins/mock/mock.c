@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Mock backend: a simulated memory device with fault injection, and the reference plugin for vendors. */
 
+#define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +39,15 @@ struct vmrd_backend {
 	int events;              /* option `events`: raise an event when state_file changes */
 	int event_fd;            /* inotify on state_file's directory, or -1 */
 	FILE *trace;             /* JSON lines of every call, or NULL */
+	/* Option `held_fds`: what is plugged above `min` lives in fds, one
+	 * memfd per block named block-N, as Gunyah hints do (ABI 1.1's
+	 * export_fds and adopt_fds). */
+	int held_fds;
+	struct held_block {
+		int fd;
+		uint64_t number; /* N */
+	} * held;                /* oldest first */
+	uint64_t n_held, next_held;
 };
 
 static void set_msg(char *msg, uint32_t msg_size, const char *fmt, ...)
@@ -163,6 +175,12 @@ static int apply_option(struct vmrd_backend *b, const char *key, const char *val
 		return parse_uint(value, &b->hang_ms);
 	if (strcmp(key, "crash_call") == 0)
 		return parse_uint(value, &b->crash_call);
+	if (strcmp(key, "held_fds") == 0) {
+		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+			return -EINVAL;
+		b->held_fds = strcmp(value, "true") == 0;
+		return 0;
+	}
 	if (strcmp(key, "state_file") == 0) {
 		free(b->state_file);
 		b->state_file = strdup(value);
@@ -360,7 +378,8 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->host = *host;
+	/* Only what the host has: an older host's struct is shorter. */
+	memcpy(&b->host, host, host->struct_size < sizeof(b->host) ? host->struct_size : sizeof(b->host));
 	b->block_size = UINT64_C(2) << 20;
 	b->max_bytes = UINT64_C(4) << 30;
 	b->fail_errno = EIO;
@@ -374,7 +393,7 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 			set_msg(msg, msg_size,
 			        "unknown option '%s' (known: block_size, min, max, initial, fail_call, "
 			        "fail_errno, fail_probability, seed, grant_percent, latency_ms, hang_call, "
-			        "hang_ms, crash_call, state_file, events, trace)",
+			        "hang_ms, crash_call, state_file, events, trace, held_fds)",
 			        options[i].key);
 			ret = -EINVAL;
 		} else if (ret) {
@@ -397,6 +416,11 @@ static int mock_create(const struct vmrd_host *host, const struct vmrd_option *o
 		set_msg(msg, msg_size,
 		        "need min <= initial <= max (min %" PRIu64 ", initial %" PRIu64 ", max %" PRIu64 ")",
 		        b->min_bytes, b->plugged, b->max_bytes);
+		goto fail;
+	}
+	if (b->held_fds && (b->state_file || b->plugged != b->min_bytes)) {
+		set_msg(msg, msg_size,
+		        "held_fds keeps the device's state in fds: no state_file, and no initial above min");
 		goto fail;
 	}
 	if (b->events && !b->state_file) {
@@ -425,6 +449,12 @@ fail:
 
 static void mock_destroy(struct vmrd_backend *b)
 {
+	uint64_t i;
+
+	/* Copies kept elsewhere (systemd's fd store) hold on. */
+	for (i = 0; i < b->n_held; i++)
+		close(b->held[i].fd);
+	free(b->held);
 	if (b->event_fd >= 0)
 		close(b->event_fd);
 	if (b->trace)
@@ -466,11 +496,57 @@ static int start_call(struct vmrd_backend *b, const char *op, uint64_t bytes, ch
 	return ret;
 }
 
+/* With `held_fds`, one memfd per block above `min`: new blocks get new
+ * fds, released ones are closed newest first, after host->forget_fd() so
+ * that no copy kept elsewhere outlives them. */
+static int sync_held(struct vmrd_backend *b, char *msg, uint32_t msg_size)
+{
+	const uint64_t want = (b->plugged - b->min_bytes) / b->block_size;
+	char name[VMRD_HELD_FD_NAME_LEN];
+
+	if (!b->held_fds)
+		return 0;
+	while (b->n_held > want) {
+		b->n_held--;
+		snprintf(name, sizeof(name), "block-%" PRIu64, b->held[b->n_held].number);
+		if (b->host.forget_fd)
+			b->host.forget_fd(b->host.host_data, name);
+		close(b->held[b->n_held].fd);
+	}
+	if (want > b->n_held) {
+		struct held_block *more = realloc(b->held, want * sizeof(*more));
+
+		if (more)
+			b->held = more;
+		if (!more) {
+			set_msg(msg, msg_size, "out of memory for %" PRIu64 " held fds", want);
+			b->plugged = b->min_bytes + b->n_held * b->block_size;
+			return -ENOMEM;
+		}
+	}
+	while (b->n_held < want) {
+		int fd = memfd_create("vmrd-mock-block", MFD_CLOEXEC);
+
+		if (fd < 0) {
+			set_msg(msg, msg_size, "memfd_create: %s", strerror(errno));
+			b->plugged = b->min_bytes + b->n_held * b->block_size;
+			return -errno;
+		}
+		b->held[b->n_held].fd = fd;
+		b->held[b->n_held++].number = ++b->next_held;
+	}
+	return 0;
+}
+
 /* Books a change; a device whose state cannot be written says so.  A change
  * vmrd asked for is no event: the events this write raised are dropped. */
 static int finish_call(struct vmrd_backend *b, char *msg, uint32_t msg_size)
 {
-	int ret = save_state(b);
+	int ret = sync_held(b, msg, msg_size);
+
+	if (ret)
+		return ret;
+	ret = save_state(b);
 
 	drain_events(b);
 
@@ -565,6 +641,67 @@ static int mock_ack_event(struct vmrd_backend *b, char *msg, uint32_t msg_size)
 	return 0;
 }
 
+static int mock_export_fds(struct vmrd_backend *b, struct vmrd_held_fd *fds, uint32_t capacity, uint32_t *count,
+                           char *msg, uint32_t msg_size)
+{
+	uint64_t i;
+
+	*count = (uint32_t)b->n_held;
+	if (b->n_held > capacity) {
+		set_msg(msg, msg_size, "%" PRIu64 " fds held, room for %u", b->n_held, capacity);
+		return -ENOSPC;
+	}
+	for (i = 0; i < b->n_held; i++) {
+		memset(&fds[i], 0, sizeof(fds[i]));
+		fds[i].fd = b->held[i].fd;
+		snprintf(fds[i].name, sizeof(fds[i].name), "block-%" PRIu64, b->held[i].number);
+	}
+	return 0;
+}
+
+static int by_number(const void *a, const void *b)
+{
+	const uint64_t x = ((const struct held_block *)a)->number, y = ((const struct held_block *)b)->number;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every fd is ours from here: kept if it is a block this backend exported,
+ * closed otherwise.  Adopted blocks count as plugged. */
+static int mock_adopt_fds(struct vmrd_backend *b, const struct vmrd_held_fd *fds, uint32_t count, char *msg,
+                          uint32_t msg_size)
+{
+	uint64_t n, room = (b->max_bytes - b->plugged) / b->block_size;
+	struct held_block *more = realloc(b->held, (b->n_held + count) * sizeof(*more));
+	struct stat st;
+	char *end = NULL;
+	uint32_t i;
+
+	if (more)
+		b->held = more;
+	for (i = 0; i < count; i++) {
+		const char *name = fds[i].name;
+
+		n = strncmp(name, "block-", 6) == 0 ? strtoull(name + 6, &end, 10) : 0;
+		if (!b->held_fds || !more || n == 0 || *end != '\0' || room == 0 || fstat(fds[i].fd, &st) != 0) {
+			host_log(b, VMRD_LOG_WARNING, "fd '%.63s' is not a block this device can take back: closed",
+			         name);
+			close(fds[i].fd);
+			continue;
+		}
+		b->held[b->n_held].fd = fds[i].fd;
+		b->held[b->n_held++].number = n;
+		b->next_held = n > b->next_held ? n : b->next_held;
+		b->plugged += b->block_size;
+		room--;
+	}
+	if (b->n_held > 1)
+		qsort(b->held, b->n_held, sizeof(*b->held), by_number);
+	(void)msg;
+	(void)msg_size;
+	return 0;
+}
+
 static const struct vmrd_backend_ops mock_ops = {
         .struct_size = sizeof(struct vmrd_backend_ops),
         .create = mock_create,
@@ -575,6 +712,8 @@ static const struct vmrd_backend_ops mock_ops = {
         .release_all = mock_release_all,
         .get_event_fd = mock_get_event_fd,
         .ack_event = mock_ack_event,
+        .export_fds = mock_export_fds,
+        .adopt_fds = mock_adopt_fds,
 };
 
 static const struct vmrd_plugin_info mock_info = {

@@ -60,16 +60,15 @@ static int hello_unplug(struct vmrd_backend *b, uint64_t bytes, uint64_t *done, 
 	return 0;
 }
 
-static const struct vmrd_backend_ops hello_ops = {sizeof(struct vmrd_backend_ops),
-                                                  0,
-                                                  hello_create,
-                                                  hello_destroy,
-                                                  hello_get_state,
-                                                  hello_plug,
-                                                  hello_unplug,
-                                                  NULL,
-                                                  NULL,
-                                                  NULL};
+/* Designated, as plugin.h asks: the ops a later minor appends are NULL. */
+static const struct vmrd_backend_ops hello_ops = {
+        .struct_size = sizeof(struct vmrd_backend_ops),
+        .create = hello_create,
+        .destroy = hello_destroy,
+        .get_state = hello_get_state,
+        .plug = hello_plug,
+        .unplug = hello_unplug,
+};
 
 static const struct vmrd_plugin_info hello_info = {sizeof(struct vmrd_plugin_info), 0, "out-of-tree example",
                                                    &hello_ops};
