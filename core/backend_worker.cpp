@@ -20,7 +20,8 @@ constexpr size_t workerStack = 256 << 10;
 
 } // namespace
 
-BackendWorker::BackendWorker(Backend &backend) : backend_(backend)
+BackendWorker::BackendWorker(Backend &backend, std::function<void()> afterResize)
+    : backend_(backend), afterResize_(std::move(afterResize))
 {
 	eventFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (eventFd_ < 0)
@@ -107,6 +108,10 @@ void BackendWorker::run()
 			break;
 		}
 		done.took = std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started);
+		const bool resize = call.op == BackendCall::Op::Plug || call.op == BackendCall::Op::Unplug ||
+		                    call.op == BackendCall::Op::ReleaseAll;
+		if (resize && afterResize_)
+			afterResize_();
 		done.state = backend_.state();
 		lock.lock();
 		done_ = std::move(done);

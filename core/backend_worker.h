@@ -3,6 +3,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <pthread.h>
@@ -16,7 +17,9 @@ namespace vmrd {
 class BackendWorker
 {
 public:
-	explicit BackendWorker(Backend &backend);
+	// `afterResize` runs on the worker after every plug, unplug and
+	// release_all, whatever their result.
+	explicit BackendWorker(Backend &backend, std::function<void()> afterResize = {});
 	~BackendWorker();
 	BackendWorker(const BackendWorker &) = delete;
 	BackendWorker &operator=(const BackendWorker &) = delete;
@@ -33,6 +36,7 @@ private:
 	void run();
 
 	Backend &backend_;
+	std::function<void()> afterResize_;
 	int eventFd_ = -1;
 	std::mutex mutex_;
 	std::condition_variable cv_;

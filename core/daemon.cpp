@@ -16,10 +16,6 @@
 
 namespace vmrd {
 
-namespace {
-
-} // namespace
-
 Daemon::Daemon(const Config &config, std::unique_ptr<Backend> backend, Options options)
     : config_(config), backend_(std::move(backend)), options_(std::move(options))
 {
@@ -42,6 +38,7 @@ int Daemon::setUp()
 {
 	start_ = now();
 	protectSelf(config_, &backend_->plugin().ops());
+	setUpFdStore();
 	auto st = backend_->state();
 	if (!st) {
 		logError(st.error().message);
@@ -116,7 +113,7 @@ Status Daemon::setUpLoop()
 			return Error{-EINVAL, control.error().message};
 		control_ = std::move(*control);
 	}
-	worker_ = std::make_unique<BackendWorker>(*backend_);
+	worker_ = std::make_unique<BackendWorker>(*backend_, [this] { syncFdStore(std::nullopt); });
 	backendEventFd_ = backend_->eventFd().value_or(-1);
 	for (const auto &st : {loop_.add(signalFd_, EPOLLIN, [this](uint32_t) { onSignal(); }),
 	                       loop_.add(worker_->eventFd(), EPOLLIN, [this](uint32_t) { onWorkerDone(); })})

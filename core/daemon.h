@@ -69,6 +69,11 @@ private:
 	void pump();
 	void record(const TraceRecord &r);
 	std::optional<uint64_t> stallTotal(const std::string &source);
+	// Hands the backend the fds the previous vmrd kept and keeps its own:
+	// before the backend's first call.
+	void setUpFdStore();
+	// Sends `held`, or what export_fds() lists now, to the store.
+	void syncFdStore(std::optional<std::vector<HeldFd>> held);
 	// A sample of /proc; the guard follows every one.
 	std::optional<Sample> sample();
 	Controller::Settings settings() const;
@@ -92,6 +97,7 @@ private:
 	int backendEventFd_ = -1; // owned by the backend
 	bool callRunning_ = false;
 	Guard guard_;
+	std::unique_ptr<FdStore> fdStore_;
 	TraceWriter trace_;
 	std::unique_ptr<ControlServer> control_;
 	std::optional<Micros> watchdog_;

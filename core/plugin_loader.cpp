@@ -29,20 +29,13 @@ constexpr const char *fileSuffix = ".so";
 // The smallest tables a 1.0 plugin can have.
 constexpr size_t minInfoSize = offsetof(vmrd_plugin_info, ops) + sizeof(void *);
 constexpr size_t minOpsSize = offsetof(vmrd_backend_ops, unplug) + sizeof(void *);
+// More than any backend should hold: a plugin that asks for room for more
+// is broken, not busy.
+constexpr size_t maxHeldFds = 4096;
 
 std::string abiString(uint32_t major, uint32_t minor)
 {
 	return std::to_string(major) + "." + std::to_string(minor);
-}
-
-void hostLog(void *data, int level, const char *message)
-{
-	const auto *name = static_cast<const std::string *>(data);
-	LogLevel l = level <= VMRD_LOG_ERROR     ? LogLevel::Error
-	             : level == VMRD_LOG_WARNING ? LogLevel::Warning
-	             : level >= VMRD_LOG_DEBUG   ? LogLevel::Debug
-	                                         : LogLevel::Info;
-	log(l, "backend '" + *name + "': " + (message ? message : "(null)"));
 }
 
 uint64_t hostMonotonicNs(void *)
@@ -271,12 +264,29 @@ std::vector<PluginLoader::Listing> PluginLoader::list() const
 Backend::Backend(std::shared_ptr<Plugin> plugin, Paths paths) : plugin_(std::move(plugin)), paths_(std::move(paths))
 {
 	host_.struct_size = sizeof(host_);
-	// The log callback gets the plugin's name, which lives as long as plugin_.
-	host_.host_data = const_cast<std::string *>(&plugin_->info().name);
+	host_.host_data = this;
 	host_.log = hostLog;
+	host_.forget_fd = hostForgetFd;
 	host_.monotonic_ns = hostMonotonicNs;
 	host_.procfs_root = paths_.procfs.c_str();
 	host_.sysfs_root = paths_.sysfs.c_str();
+}
+
+void Backend::hostLog(void *data, int level, const char *message)
+{
+	const auto *self = static_cast<const Backend *>(data);
+	LogLevel l = level <= VMRD_LOG_ERROR     ? LogLevel::Error
+	             : level == VMRD_LOG_WARNING ? LogLevel::Warning
+	             : level >= VMRD_LOG_DEBUG   ? LogLevel::Debug
+	                                         : LogLevel::Info;
+	log(l, "backend '" + self->name() + "': " + (message ? message : "(null)"));
+}
+
+void Backend::hostForgetFd(void *data, const char *name)
+{
+	const auto *self = static_cast<const Backend *>(data);
+	if (self->forget_ && name)
+		self->forget_(name);
 }
 
 Result<std::unique_ptr<Backend>> Backend::create(std::shared_ptr<Plugin> plugin,
@@ -381,6 +391,64 @@ std::optional<int> Backend::eventFd()
 		return std::nullopt;
 	}
 	return fd;
+}
+
+bool Backend::holdsFds() const
+{
+	return plugin_->hasOp(&vmrd_backend_ops::export_fds) && plugin_->hasOp(&vmrd_backend_ops::adopt_fds);
+}
+
+Result<std::vector<HeldFd>> Backend::exportFds()
+{
+	if (!holdsFds())
+		return Error{-EOPNOTSUPP, describe("export_fds", -EOPNOTSUPP, "not supported by this backend")};
+	std::vector<vmrd_held_fd> fds(16);
+	for (;;) {
+		uint32_t count = 0;
+		MessageBuffer msg;
+		const int ret = plugin_->ops().export_fds(object_, fds.data(), static_cast<uint32_t>(fds.size()),
+		                                          &count, msg.data(), msg.size());
+		if (ret == -ENOSPC && count > fds.size() && count <= maxHeldFds) {
+			fds.resize(count);
+			continue;
+		}
+		if (ret != 0)
+			return Error{ret < 0 ? ret : -EIO, describe("export_fds", ret, msg.text())};
+		if (count > fds.size())
+			return Error{-EBADMSG,
+			             describe("export_fds", -EBADMSG, "it listed more fds than there was room for")};
+		std::vector<HeldFd> out;
+		for (uint32_t i = 0; i < count; i++) {
+			const std::string name(fds[i].name, strnlen(fds[i].name, sizeof(fds[i].name)));
+			if (name.empty() || name.size() == sizeof(fds[i].name) ||
+			    name.find_first_not_of(
+			            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+			            std::string::npos)
+				return Error{-EBADMSG, describe("export_fds", -EBADMSG,
+				                                ("fd " + std::to_string(fds[i].fd) +
+				                                 " has no valid name (1 to 63 of A-Z a-z 0-9 _ . -)")
+				                                        .c_str())};
+			out.push_back({fds[i].fd, name});
+		}
+		return out;
+	}
+}
+
+Status Backend::adoptFds(const std::vector<HeldFd> &fds)
+{
+	if (!holdsFds())
+		return Error{-EOPNOTSUPP, describe("adopt_fds", -EOPNOTSUPP, "not supported by this backend")};
+	std::vector<vmrd_held_fd> table(fds.size());
+	for (size_t i = 0; i < fds.size(); i++) {
+		table[i].fd = fds[i].fd;
+		fds[i].name.copy(table[i].name, sizeof(table[i].name) - 1);
+	}
+	MessageBuffer msg;
+	const int ret = plugin_->ops().adopt_fds(object_, table.data(), static_cast<uint32_t>(table.size()), msg.data(),
+	                                         msg.size());
+	if (ret != 0)
+		return Error{ret < 0 ? ret : -EIO, describe("adopt_fds", ret, msg.text())};
+	return Ok{};
 }
 
 CallResult Backend::ackEvent()

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include <vmrd/plugin.h>
 
+#include "fd_store.h"
 #include "model.h"
 #include "result.h"
 
@@ -85,10 +87,24 @@ public:
 	std::optional<int> eventFd();
 	// Consumes the event fd's readiness (ack_event, where the plugin has it).
 	CallResult ackEvent();
+	// Whether the plugin holds memory in fds it can hand over (export_fds
+	// and adopt_fds, ABI 1.1).
+	bool holdsFds() const;
+	// Those fds now, the backend's still; worker thread.
+	Result<std::vector<HeldFd>> exportFds();
+	// Hands back the fds a previous vmrd exported; the backend owns them
+	// from the call on.  Main thread, before any other call.
+	Status adoptFds(const std::vector<HeldFd> &fds);
+	// Called when the backend is about to close an fd it exported
+	// (host->forget_fd), on the thread that closes it.
+	void onForgetFd(std::function<void(const std::string &)> forget) { forget_ = std::move(forget); }
 
 private:
 	Backend(std::shared_ptr<Plugin> plugin, Paths paths);
 	std::string describe(const char *op, int code, const char *msg) const;
+	// The host callbacks; host_data is the Backend.
+	static void hostLog(void *data, int level, const char *message);
+	static void hostForgetFd(void *data, const char *name);
 	using ResizeOp = int (*)(vmrd_backend *, uint64_t, uint64_t *, char *, uint32_t);
 	CallResult resize(const char *name, ResizeOp op, uint64_t bytes);
 
@@ -96,6 +112,7 @@ private:
 	Paths paths_;
 	vmrd_host host_{};
 	vmrd_backend *object_ = nullptr;
+	std::function<void(const std::string &)> forget_;
 };
 
 class PluginLoader

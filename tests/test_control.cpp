@@ -465,6 +465,23 @@ TEST(Notify, WatchdogForThisProcessOnly)
 	EXPECT_FALSE(parseWatchdog(nullptr, "42", 42)) << "no watchdog";
 }
 
+// LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES as sd_listen_fds_with_names(3) reads them.
+TEST(Notify, ListenFdsForThisProcessOnly)
+{
+	const auto fds = parseListenFds("42", "3", "gunyah-membuf.hint-1::x", 42);
+	ASSERT_EQ(fds.size(), 3u);
+	EXPECT_EQ(fds[0].fd, 3);
+	EXPECT_EQ(fds[0].name, "gunyah-membuf.hint-1");
+	EXPECT_EQ(fds[1].name, "unknown") << "an empty name";
+	EXPECT_EQ(fds[2].fd, 5);
+	EXPECT_EQ(fds[2].name, "x");
+	EXPECT_EQ(parseListenFds("42", "2", nullptr, 42)[1].name, "unknown") << "no names at all";
+	EXPECT_TRUE(parseListenFds("43", "1", "a", 42).empty()) << "for another process";
+	EXPECT_TRUE(parseListenFds(nullptr, "1", "a", 42).empty());
+	for (const char *bad : {"", "0", "-1", "x", "99999999999999999999"})
+		EXPECT_TRUE(parseListenFds("42", bad, "a", 42).empty()) << bad;
+}
+
 // Under systemd, stderr goes to journald, which reads "<N>" priority prefixes.
 TEST_F(ControlTest, LogsCarryJournaldPrioritiesWhenStderrIsTheJournal)
 {

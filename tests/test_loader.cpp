@@ -308,3 +308,39 @@ TEST(Manifest, SurvivesTruncationAndCorruption)
 		(void)parseManifest(copy);
 	}
 }
+
+namespace {
+
+// A plugin built for ABI 1.0: its ops table ends before export_fds.
+int tenCreate(const vmrd_host *, const vmrd_option *, uint32_t, vmrd_backend **out, char *, uint32_t)
+{
+	static int object;
+	*out = reinterpret_cast<vmrd_backend *>(&object);
+	return 0;
+}
+
+void tenDestroy(vmrd_backend *) {}
+
+} // namespace
+
+TEST(Loader, APluginOfABI10HoldsNoFds)
+{
+	vmrd_backend_ops ops{};
+	ops.struct_size = offsetof(vmrd_backend_ops, export_fds);
+	ops.create = tenCreate;
+	ops.destroy = tenDestroy;
+	// What lies beyond struct_size is never called, whatever it holds.
+	ops.export_fds = reinterpret_cast<decltype(ops.export_fds)>(1);
+	ops.adopt_fds = reinterpret_cast<decltype(ops.adopt_fds)>(1);
+	const vmrd_plugin_info info{sizeof(vmrd_plugin_info), 0, "1.0", &ops};
+	PluginInfo meta;
+	meta.name = "ten";
+	auto plugin = std::make_shared<Plugin>(nullptr, &info, meta);
+	auto backend = Backend::create(plugin, {}, {});
+	ASSERT_TRUE(backend) << backend.error().message;
+	EXPECT_FALSE((*backend)->holdsFds());
+	auto held = (*backend)->exportFds();
+	ASSERT_FALSE(held);
+	EXPECT_EQ(held.error().code, -EOPNOTSUPP);
+	EXPECT_EQ((*backend)->adoptFds({}).error().code, -EOPNOTSUPP);
+}
