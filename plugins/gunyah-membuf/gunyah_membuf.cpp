@@ -29,6 +29,10 @@ struct vmrd_backend {
 		if (!m)
 			return m.error();
 		b->membuf = std::move(*m);
+		// A 1.0 host has no fd store, and zero here (the adapter's copy).
+		if (host.forget_fd)
+			b->membuf->onForget(
+			        [host](const std::string &name) { host.forget_fd(host.host_data, name.c_str()); });
 		return b;
 	}
 
@@ -49,6 +53,23 @@ struct vmrd_backend {
 	CallResult plug(uint64_t bytes) { return membuf->plug(bytes); }
 	CallResult unplug(uint64_t bytes) { return membuf->unplug(bytes); }
 	CallResult releaseAll() { return membuf->releaseAll(); }
+
+	std::vector<plugin::HeldFd> exportFds()
+	{
+		std::vector<plugin::HeldFd> out;
+		for (auto &h : membuf->hints())
+			out.push_back({h.fd, std::move(h.name)});
+		return out;
+	}
+
+	void adoptFds(std::vector<plugin::HeldFd> fds)
+	{
+		std::vector<Membuf::Hint> kept;
+		kept.reserve(fds.size());
+		for (auto &f : fds)
+			kept.push_back({f.fd, std::move(f.name)});
+		membuf->adopt(kept);
+	}
 };
 
 namespace {

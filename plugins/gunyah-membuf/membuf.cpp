@@ -2,6 +2,7 @@
 // The gunyah-membuf backend's logic: memory as qti_virtio_mem hint fds, behind the Kernel seam.
 #include "membuf.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <cstring>
@@ -65,7 +66,8 @@ Membuf::~Membuf()
 {
 	// Closing the hints gives their memory back, as a crash would: the
 	// daemon destroys its backend only when it stops, and documents that.
-	for (int fd : hints_)
+	// A copy kept in the fd store still holds it.
+	for (const auto &[n, fd] : hints_)
 		kernel_.close(fd);
 	if (device_ >= 0)
 		kernel_.close(device_);
@@ -116,7 +118,7 @@ CallResult Membuf::plug(uint64_t bytes)
 			            options_.device + " failed after " + formatSize(o.done) + ": " + std::strerror(-r);
 			break;
 		}
-		hints_.push_back(static_cast<int>(arg.fd));
+		hints_.emplace_back(nextHint_++, static_cast<int>(arg.fd));
 		o.done += blockSize_;
 	}
 	return o;
@@ -138,9 +140,12 @@ CallResult Membuf::unplug(uint64_t bytes)
 			log_(VMRD_LOG_WARNING, w.error().message + "; releasing vmrd's own hints only");
 		}
 	}
-	// Then the newest hints: closing a hint fd releases its memory.
+	// Then the newest hints: closing a hint fd releases its memory, once
+	// no copy of it is kept elsewhere.
 	while (blocks > 0 && !hints_.empty()) {
-		kernel_.close(hints_.back());
+		if (forget_)
+			forget_("hint-" + std::to_string(hints_.back().first));
+		kernel_.close(hints_.back().second);
 		hints_.pop_back();
 		blocks--;
 		o.done += blockSize_;
@@ -150,6 +155,31 @@ CallResult Membuf::unplug(uint64_t bytes)
 		o.message = "nothing to release: no hint held and no kernel-plugged block";
 	}
 	return o;
+}
+
+std::vector<Membuf::Hint> Membuf::hints() const
+{
+	std::vector<Hint> out;
+	for (const auto &[n, fd] : hints_)
+		out.push_back({fd, "hint-" + std::to_string(n)});
+	return out;
+}
+
+void Membuf::adopt(const std::vector<Hint> &kept)
+{
+	for (const auto &k : kept) {
+		uint64_t n = 0;
+		const char *digits = k.name.c_str() + 5;
+		auto [end, ec] = std::from_chars(digits, k.name.c_str() + k.name.size(), n);
+		if (k.name.compare(0, 5, "hint-") != 0 || ec != std::errc() || *end != '\0' || n == 0) {
+			log_(VMRD_LOG_WARNING, "'" + k.name + "' is not a hint this backend exported: closed");
+			kernel_.close(k.fd);
+			continue;
+		}
+		hints_.emplace_back(n, k.fd);
+		nextHint_ = std::max(nextHint_, n + 1);
+	}
+	std::sort(hints_.begin(), hints_.end());
 }
 
 CallResult Membuf::releaseAll()

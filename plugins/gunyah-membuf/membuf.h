@@ -24,13 +24,20 @@ struct MembufOptions {
 Result<MembufOptions> parseMembufOptions(const std::vector<std::pair<std::string, std::string>> &options);
 
 // Memory lifetime equals hint fd lifetime: if the daemon dies, the kernel
-// closes its fds and the memory goes back to the host.  So a (re)started
-// backend owns no hint and starts from what the device reports: only the
-// blocks the kernel plugged itself (kernel_plugged) remain.
+// closes its fds and the memory goes back to the host, unless a copy of
+// each fd is kept outside the daemon (systemd's fd store, through vmrd's
+// export_fds and adopt_fds).  Each hint has a name, "hint-N", N counting up
+// from the oldest, so a restarted backend adopts the kept ones in order.
 class Membuf
 {
 public:
 	using Log = std::function<void(int level, const std::string &)>;
+	// Called with a hint's name just before its fd is closed.
+	using Forget = std::function<void(const std::string &)>;
+	struct Hint {
+		int fd;
+		std::string name;
+	};
 
 	// Opens the device and reads its limits from sysfs.
 	static Result<std::unique_ptr<Membuf>> create(Kernel &kernel, const MembufOptions &options,
@@ -51,6 +58,13 @@ public:
 	CallResult unplug(uint64_t bytes);
 	CallResult releaseAll();
 
+	// The live hints, oldest first; the fds stay Membuf's.
+	std::vector<Hint> hints() const;
+	// Takes hints kept by a previous daemon; those whose name is not a
+	// hint's are closed, with a warning.  Owns every fd from the call on.
+	void adopt(const std::vector<Hint> &kept);
+	void onForget(Forget forget) { forget_ = std::move(forget); }
+
 private:
 	Membuf(Kernel &kernel, MembufOptions options, std::string sysfs, Log log)
 	    : kernel_(kernel), options_(std::move(options)), sysfs_(std::move(sysfs)), log_(std::move(log))
@@ -65,7 +79,9 @@ private:
 	int device_ = -1;
 	uint64_t blockSize_ = 0;
 	uint64_t maxBytes_ = 0;
-	std::vector<int> hints_; // oldest first, one block each
+	Forget forget_;
+	std::vector<std::pair<uint64_t, int>> hints_; // (number, fd), oldest first, one block each
+	uint64_t nextHint_ = 1;
 };
 
 } // namespace vmrd::gunyah

@@ -38,7 +38,21 @@ public:
 
 	int open(const std::string &path) override { return path == device_ ? deviceFd : -ENOENT; }
 
-	void close(int fd) override { hints.erase(fd); }
+	// A hint lives while any process holds its file: closing one of
+	// several references releases nothing.
+	void close(int fd) override
+	{
+		if (--references_[fd] <= 0) {
+			references_.erase(fd);
+			hints.erase(fd);
+		}
+	}
+	// Another reference to `fd`'s file, as systemd's fd store keeps.
+	int keep(int fd)
+	{
+		references_[fd]++;
+		return fd;
+	}
 
 	int hintCreate(int device, qti_virtio_mem_ioc_hint_create_arg &arg) override
 	{
@@ -54,6 +68,7 @@ public:
 			return -ENOSPC;
 		arg.fd = static_cast<__u32>(nextFd_++);
 		hints[static_cast<int>(arg.fd)] = static_cast<uint64_t>(arg.size);
+		references_[static_cast<int>(arg.fd)] = 1;
 		return 0;
 	}
 
@@ -90,6 +105,7 @@ private:
 	std::string device_, sysfs_;
 	uint64_t block_, max_;
 	int nextFd_ = 100;
+	std::map<int, int> references_; // fd -> references to its file
 };
 
 } // namespace vmrd::gunyah

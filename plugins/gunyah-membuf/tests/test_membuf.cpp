@@ -127,6 +127,53 @@ TEST(Membuf, ARestartStartsFromTheDevicesState)
 	EXPECT_EQ(*(*m)->plugged(), 4 * MiB) << "only the kernel's own block remains";
 }
 
+// With a copy of each hint kept outside the daemon (systemd's fd store), a
+// restart keeps the memory: the next daemon adopts the hints, in order.
+TEST(Membuf, KeptHintsOutliveARestart)
+{
+	EmulatedDevice dev("/dev/qti_virtio_mem", sysDir, 4 * MiB, 64 * MiB);
+	std::vector<Membuf::Hint> kept;
+	{
+		auto m = Membuf::create(dev, MembufOptions{}, sysRoot, [](int, const std::string &) {});
+		ASSERT_TRUE(m);
+		(*m)->plug(16 * MiB);
+		kept = (*m)->hints();
+		for (const auto &h : kept)
+			dev.keep(h.fd); // the store's copy
+	}                               // the daemon ends
+	ASSERT_EQ(kept.size(), 4u);
+	EXPECT_EQ(kept.front().name, "hint-1");
+	EXPECT_EQ(kept.back().name, "hint-4");
+	EXPECT_EQ(dev.requested(), 16 * MiB) << "the store still holds every hint";
+
+	std::vector<std::string> logs;
+	auto m = Membuf::create(dev, MembufOptions{}, sysRoot, [&](int, const std::string &t) { logs.push_back(t); });
+	ASSERT_TRUE(m);
+	std::map<std::string, int> stored;
+	for (const auto &h : kept) {
+		dev.keep(h.fd); // systemd passes the new daemon a copy and keeps its own
+		stored[h.name] = h.fd;
+	}
+	std::reverse(kept.begin(), kept.end());
+	kept.push_back({dev.keep(999), "vmrd-other"});
+	(*m)->adopt(kept);
+	ASSERT_EQ(logs.size(), 1u);
+	EXPECT_NE(logs[0].find("'vmrd-other' is not a hint this backend exported: closed"), std::string::npos);
+	EXPECT_EQ(*(*m)->plugged(), 16 * MiB);
+
+	std::vector<std::string> forgotten;
+	(*m)->onForget([&](const std::string &name) {
+		forgotten.push_back(name);
+		if (stored.count(name))
+			dev.close(stored[name]); // the store lets its copy go
+	});
+	(*m)->plug(4 * MiB);
+	EXPECT_EQ((*m)->hints().back().name, "hint-5");
+	EXPECT_EQ((*m)->unplug(8 * MiB).done, 8 * MiB);
+	EXPECT_EQ(forgotten, (std::vector<std::string>{"hint-5", "hint-4"}));
+	EXPECT_EQ(dev.requested(), 12 * MiB) << "the newest went back, the adopted ones by their numbers";
+}
+
 TEST(Membuf, MissingDeviceSaysWhatIsWrong)
 {
 	EmulatedDevice dev("/dev/other", sysDir, 4 * MiB, 64 * MiB);
