@@ -12,7 +12,7 @@ set -u
 checker=$1 dir=$2 mock=$3
 shift 3
 clauses='manifest exports entry host-size state-size returns messages partial blocks state-latency release-all
-event-fd threads cycles'
+event-fd held-fds threads cycles'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0 failed=0
@@ -40,9 +40,11 @@ crashed() {
 	[ "$status" -ge 128 ] && echo "the checker died (exit $status)"
 }
 
-# Every clause passes, each with its own line.
+# expect_pass NAME PLUGIN [ARGS...]: every clause passes, each with its own line.
 expect_pass() {
-	check "$1"
+	name=$1
+	shift
+	check "$@"
 	problem=$(crashed)
 	[ -n "$problem" ] || [ "$status" -eq 0 ] || problem="exit $status, expected 0"
 	if [ -z "$problem" ] && grep -q '^FAIL ' "$tmp/out"; then
@@ -51,7 +53,7 @@ expect_pass() {
 	for c in $clauses; do
 		[ -n "$problem" ] || grep -q "^PASS $c: " "$tmp/out" || problem="no 'PASS $c' line"
 	done
-	result "$2 passes every clause" "$problem"
+	result "$name passes every clause" "$problem"
 }
 
 # The clause fails, and no other does.
@@ -67,8 +69,9 @@ expect_fail() {
 	result "$1 fails $2${3:+ (others may fail too)}" "$problem"
 }
 
-expect_pass "$dir/vmrd-backend-check-good.so" check-good
-expect_pass "$mock" "the mock ($mock)"
+expect_pass check-good "$dir/vmrd-backend-check-good.so"
+expect_pass "the mock ($mock)" "$mock"
+expect_pass "the mock with its blocks in fds" "$mock" -o held_fds=true
 
 expect_fail check-msg-overflow messages
 expect_fail check-unterminated-msg messages
@@ -84,6 +87,7 @@ expect_fail check-thread-bound threads
 expect_fail check-sticky-event event-fd
 expect_fail check-release-more release-all
 expect_fail check-extra-export exports
+expect_fail check-forgetless held-fds
 # The manifest fixtures of the loader's tests (broken.c): their create()
 # fails as well, which skips what follows, so only manifest is asked for.
 expect_fail bad-name manifest any-other

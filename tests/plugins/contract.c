@@ -24,10 +24,15 @@ VMRD_PLUGIN_MANIFEST(PLUGIN_NAME, "1.0", "test");
 #define BLOCK_SIZE (UINT64_C(2) << 20)
 #define MAX_BYTES (UINT64_C(1) << 30)
 
-/* An in-memory device: nothing changes unless vmrd asks. */
+#define BLOCKS (MAX_BYTES / BLOCK_SIZE)
+
+/* An in-memory device: nothing changes unless vmrd asks.  Each whole block
+ * plugged lives in an fd of its own, "bN" for the Nth (export_fds). */
 struct vmrd_backend {
+	struct vmrd_host host;
 	uint64_t plugged;
-	int event_fd; /* never signalled: the device has no changes of its own */
+	int held[BLOCKS]; /* -1 where that block is not plugged */
+	int event_fd;     /* never signalled: the device has no changes of its own */
 #if defined(BREAK_LEAK_MEM)
 	void *scratch; /* allocated in create, forgotten in destroy */
 #endif
@@ -84,6 +89,9 @@ static int contract_create(const struct vmrd_host *host, const struct vmrd_optio
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	memcpy(&b->host, host, host->struct_size < sizeof(b->host) ? host->struct_size : sizeof(b->host));
+	for (size_t i = 0; i < BLOCKS; i++)
+		b->held[i] = -1;
 	b->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (b->event_fd < 0) {
 		err = errno;
@@ -108,8 +116,34 @@ static int contract_create(const struct vmrd_host *host, const struct vmrd_optio
 	return 0;
 }
 
+/* One fd per whole block plugged; those of blocks given back are closed,
+ * after forget_fd(). */
+static void hold(struct vmrd_backend *b)
+{
+	char name[VMRD_HELD_FD_NAME_LEN];
+
+	for (uint64_t i = 0; i < BLOCKS; i++) {
+		const int want = i < b->plugged / BLOCK_SIZE;
+
+		if (want && b->held[i] < 0) {
+			b->held[i] = eventfd(0, EFD_CLOEXEC);
+		} else if (!want && b->held[i] >= 0) {
+			snprintf(name, sizeof(name), "b%" PRIu64, i);
+#if !defined(BREAK_FORGET)
+			if (b->host.forget_fd)
+				b->host.forget_fd(b->host.host_data, name);
+#endif
+			close(b->held[i]);
+			b->held[i] = -1;
+		}
+	}
+}
+
 static void contract_destroy(struct vmrd_backend *b)
 {
+	for (size_t i = 0; i < BLOCKS; i++)
+		if (b->held[i] >= 0)
+			close(b->held[i]);
 	close(b->event_fd);
 	free(b);
 }
@@ -184,6 +218,7 @@ static int contract_plug(struct vmrd_backend *b, uint64_t bytes, uint64_t *plugg
 #endif
 	b->plugged += give;
 	*plugged = give;
+	hold(b);
 	return 0;
 }
 
@@ -201,6 +236,7 @@ static int contract_unplug(struct vmrd_backend *b, uint64_t bytes, uint64_t *rel
 	}
 	b->plugged -= take;
 	*released = take;
+	hold(b);
 	return 0;
 }
 
@@ -214,6 +250,7 @@ static int contract_release_all(struct vmrd_backend *b, uint64_t *released, char
 	*released = b->plugged;
 #endif
 	b->plugged = 0;
+	hold(b);
 	return 0;
 }
 
@@ -240,6 +277,49 @@ static int contract_ack_event(struct vmrd_backend *b, char *msg, uint32_t msg_si
 	return 0;
 }
 
+static int contract_export_fds(struct vmrd_backend *b, struct vmrd_held_fd *fds, uint32_t capacity, uint32_t *count,
+                               char *msg, uint32_t msg_size)
+{
+	uint32_t n = 0;
+
+	for (uint64_t i = 0; i < BLOCKS; i++) {
+		if (b->held[i] < 0)
+			continue;
+		if (n < capacity) {
+			memset(&fds[n], 0, sizeof(fds[n]));
+			fds[n].fd = b->held[i];
+			snprintf(fds[n].name, sizeof(fds[n].name), "b%" PRIu64, i);
+		}
+		n++;
+	}
+	*count = n;
+	if (n > capacity) {
+		set_msg(msg, msg_size, "%u fds held, room for %u", n, capacity);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Block N comes back where it was; anything else is closed. */
+static int contract_adopt_fds(struct vmrd_backend *b, const struct vmrd_held_fd *fds, uint32_t count, char *msg,
+                              uint32_t msg_size)
+{
+	(void)msg;
+	(void)msg_size;
+	for (uint32_t i = 0; i < count; i++) {
+		char *end = NULL;
+		const uint64_t n = fds[i].name[0] == 'b' ? strtoull(fds[i].name + 1, &end, 10) : BLOCKS;
+
+		if (n >= BLOCKS || !end || *end != '\0' || b->held[n] >= 0) {
+			close(fds[i].fd);
+			continue;
+		}
+		b->held[n] = fds[i].fd;
+		b->plugged += BLOCK_SIZE;
+	}
+	return 0;
+}
+
 static const struct vmrd_backend_ops contract_ops = {
         .struct_size = sizeof(struct vmrd_backend_ops),
         .create = contract_create,
@@ -250,6 +330,8 @@ static const struct vmrd_backend_ops contract_ops = {
         .release_all = contract_release_all,
         .get_event_fd = contract_get_event_fd,
         .ack_event = contract_ack_event,
+        .export_fds = contract_export_fds,
+        .adopt_fds = contract_adopt_fds,
 };
 
 static const struct vmrd_plugin_info contract_info = {

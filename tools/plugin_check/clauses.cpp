@@ -17,6 +17,7 @@
 #include <optional>
 #include <malloc.h>
 #include <poll.h>
+#include <set>
 #include <sys/epoll.h>
 #include <thread>
 #include <unistd.h>
@@ -497,6 +498,107 @@ void cycles(Harness &h, Report &r)
 		r.note(done + ": no fd more, heap grew by " + formatSize(heapAfter > heap ? heapAfter - heap : 0));
 }
 
+bool heldFdName(const vmrd_held_fd &f)
+{
+	const size_t n = strnlen(f.name, sizeof(f.name));
+	return n > 0 && n < sizeof(f.name) &&
+	       std::string_view(f.name, n).find_first_not_of(
+	               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == std::string_view::npos;
+}
+
+// export_fds: open fds with valid, unique names; -ENOSPC with the count
+// when they do not fit; an fd no longer listed went through forget_fd()
+// first.  adopt_fds: an fd it never exported is closed.
+void heldFds(Harness &h, Report &r)
+{
+	bool failed = false;
+	auto fail = [&](const std::string &what) {
+		failed = true;
+		r.fail(what);
+	};
+	h.setMessageSlack(64 << 10); // a message written too far is the messages clause's
+	const bool exports = h.has(&vmrd_backend_ops::export_fds), adopts = h.has(&vmrd_backend_ops::adopt_fds);
+	if (!exports && !adopts) {
+		r.note("not implemented (optional, ABI 1.1)");
+		return;
+	}
+	if (exports != adopts) {
+		fail(std::string("only ") + (exports ? "export_fds" : "adopt_fds") + " is set: the two come together");
+		return;
+	}
+	if (!createOrSkip(h, r))
+		return;
+	auto s = state(h, r);
+	if (!s || s->block_size == 0)
+		return;
+	uint64_t done = 0;
+	r.step("calling plug() of two blocks");
+	h.plug(2 * s->block_size, done);
+	std::vector<vmrd_held_fd> before;
+	r.step("calling export_fds()");
+	if (Call c = h.exportFds(before); c.ret != 0) {
+		fail(describe(c) + ": want 0");
+		return;
+	}
+	std::set<std::string> names;
+	for (const auto &f : before) {
+		const std::string name(f.name, strnlen(f.name, sizeof(f.name)));
+		if (!heldFdName(f))
+			fail("fd " + std::to_string(f.fd) +
+			     " is listed without a valid name (1 to 63 of A-Z a-z 0-9 _ . -)");
+		else if (!names.insert(name).second)
+			fail("'" + name + "' is listed twice");
+		if (::fcntl(f.fd, F_GETFD) < 0)
+			fail("'" + name + "' is listed as fd " + std::to_string(f.fd) + ", which is not open");
+		if (f.reserved != 0)
+			fail("'" + name + "' has reserved " + std::to_string(f.reserved) + ", not 0");
+	}
+	if (!before.empty()) {
+		std::vector<vmrd_held_fd> few;
+		const auto room = static_cast<uint32_t>(before.size() - 1);
+		r.step("calling export_fds() with room for " + std::to_string(room));
+		const Call c = h.exportFds(few, room);
+		if (c.ret != -ENOSPC || few.size() != before.size())
+			fail(describe(c) + " with count " + std::to_string(few.size()) + ": want -ENOSPC and count " +
+			     std::to_string(before.size()));
+	}
+	r.step("calling unplug() of one block, then export_fds()");
+	h.unplug(s->block_size, done);
+	std::vector<vmrd_held_fd> after;
+	h.exportFds(after);
+	for (const auto &f : after)
+		names.erase(std::string(f.name, strnlen(f.name, sizeof(f.name))));
+	for (const auto &gone : names)
+		if (std::find(h.forgotten().begin(), h.forgotten().end(), gone) == h.forgotten().end())
+			fail("'" + gone +
+			     "' is no longer listed, but forget_fd() was not called for it before its close");
+
+	int pipe[2];
+	if (::pipe2(pipe, O_CLOEXEC) != 0)
+		return;
+	vmrd_held_fd stranger{};
+	stranger.fd = pipe[1];
+	std::strcpy(stranger.name, "vmrd-plugin-check-stranger");
+	h.destroy();
+	if (!createOrSkip(h, r)) {
+		::close(pipe[0]);
+		::close(pipe[1]);
+		return;
+	}
+	r.step("calling adopt_fds() with an fd it never exported");
+	h.adoptFds({stranger});
+	pollfd p{pipe[0], POLLIN, 0};
+	if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLHUP)) {
+		fail("it kept an fd it never exported (\"it keeps those it recognises and closes the others\")");
+		h.destroy();
+	}
+	::close(pipe[0]);
+	if (failed)
+		return;
+	r.note(std::to_string(before.size()) + " fds listed after two blocks, " + std::to_string(after.size()) +
+	       " after one went back; a stranger adopted was closed");
+}
+
 using Body = std::function<void(Harness &, Report &, const PluginInfo &)>;
 
 template <void (*F)(Harness &, Report &)> Body body()
@@ -542,6 +644,10 @@ const Clause childClauses[] = {
          "\"Consume the readiness of the event fd without blocking: afterwards the fd is not readable until "
          "something new happens.\"",
          body<eventFd>()},
+        {"held-fds",
+         "export_fds: \"an fd no longer listed is withdrawn from the keeper (call host->forget_fd() before "
+         "closing it)\"; adopt_fds: \"it keeps those it recognises and closes the others\"",
+         body<heldFds>()},
         {"threads",
          "\"vmrd calls create() and destroy() from its main thread and every other operation from one worker "
          "thread\"",

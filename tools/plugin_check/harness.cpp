@@ -88,8 +88,15 @@ Host::Host(std::optional<size_t> size, const std::string &procfs, const std::str
 	h.monotonic_ns = monotonicNs;
 	h.procfs_root = procfs_.c_str();
 	h.sysfs_root = sysfs_.c_str();
+	h.host_data = this;
+	h.forget_fd = forget;
 	std::memcpy(buf_.data(), &h, std::min(bytes, sizeof(h)));
 	host_ = reinterpret_cast<vmrd_host *>(buf_.data());
+}
+
+void Host::forget(void *data, const char *name)
+{
+	static_cast<Host *>(data)->forgotten_.emplace_back(name ? name : "(null)");
 }
 
 Call Harness::create(uint32_t msgSize, std::optional<size_t> hostSize, const Options &extra)
@@ -164,6 +171,28 @@ Call Harness::ackEvent(uint32_t msgSize)
 {
 	return call("ack_event()", msgSize,
 	            [&](char *msg, uint32_t size) { return ops_.ack_event(backend_, msg, size); });
+}
+
+Call Harness::exportFds(std::vector<vmrd_held_fd> &fds, uint32_t capacity)
+{
+	GuardedBuffer table(sizeof(vmrd_held_fd) * std::max<uint32_t>(capacity, 1));
+	auto *at = reinterpret_cast<vmrd_held_fd *>(
+	        table.data() + sizeof(vmrd_held_fd) * (std::max<uint32_t>(capacity, 1) - capacity));
+	uint32_t count = 0;
+	Call c = call("export_fds(room for " + std::to_string(capacity) + ")", 512, [&](char *msg, uint32_t size) {
+		return ops_.export_fds(backend_, at, capacity, &count, msg, size);
+	});
+	fds.assign(at, at + (c.ret == 0 ? std::min(count, capacity) : 0));
+	if (c.ret == -ENOSPC)
+		fds.resize(count); // only the count is told
+	return c;
+}
+
+Call Harness::adoptFds(const std::vector<vmrd_held_fd> &fds)
+{
+	return call("adopt_fds(" + std::to_string(fds.size()) + " fds)", 512, [&](char *msg, uint32_t size) {
+		return ops_.adopt_fds(backend_, fds.data(), static_cast<uint32_t>(fds.size()), msg, size);
+	});
 }
 
 } // namespace vmrd::check

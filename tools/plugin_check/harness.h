@@ -76,9 +76,13 @@ class Host
 public:
 	Host(std::optional<size_t> size, const std::string &procfs, const std::string &sysfs);
 	const vmrd_host *get() const { return host_; }
+	// The names the plugin passed to forget_fd(), oldest first.
+	const std::vector<std::string> &forgotten() const { return forgotten_; }
 
 private:
+	static void forget(void *data, const char *name);
 	std::string procfs_, sysfs_;
+	std::vector<std::string> forgotten_;
 	GuardedBuffer buf_;
 	vmrd_host *host_;
 };
@@ -118,6 +122,10 @@ public:
 	Call releaseAll(uint64_t &done, uint32_t msgSize = 512);
 	Call getEventFd(int &fd, uint32_t msgSize = 512);
 	Call ackEvent(uint32_t msgSize = 512);
+	// export_fds() with room for `capacity`; `fds` gets what it listed.
+	Call exportFds(std::vector<vmrd_held_fd> &fds, uint32_t capacity = 64);
+	Call adoptFds(const std::vector<vmrd_held_fd> &fds);
+	const std::vector<std::string> &forgotten() const { return host_->forgotten(); }
 	vmrd_backend *backend() { return backend_; }
 
 private:
