@@ -173,6 +173,34 @@ def test_systemd_guest(ctx):
         assert g.run("journalctl -u vmrd -o cat --no-pager | grep -c 'Watchdog timeout'").strip() != "0"
         steps(ctx, t0, f"watchdog: stopped pid {pid} killed, restarted as {new['MainPID']}, active")
 
+        # The file descriptor store: the mock, with held_fds, keeps each block in a memfd, as gunyah-membuf keeps
+        # hints.  A SIGKILLed vmrd is restarted with them and adopts them: nothing is given back.
+        g.write_file(CONFIG, "version: 1\nbackend:\n  name: mock\n"
+                             "  options: {block_size: 64M, max: 1G, held_fds: true}\n"
+                             "policy:\n  shrink_hold: 1h\n  backoff_max: 1h\nlimits:\n  min_interval: 0s\n")
+        g.run("systemctl restart vmrd && vmrdctl grow 192M && vmrdctl shrink 64M")
+        wait_for("systemd to keep two fds", lambda: c.show("NFileDescriptorStore")["NFileDescriptorStore"] == "2",
+                 20, 0.5)
+        pid = c.show("MainPID")["MainPID"]
+        g.run(f"kill -KILL {pid}")
+        # NRestarts counts from the last `systemctl restart`.
+        wait_for("systemd to restart vmrd",
+                 lambda: c.show("MainPID")["MainPID"] not in ("0", pid)
+                 and c.show("ActiveState")["ActiveState"] == "active", 30, 0.5)
+        journal = g.run("journalctl -u vmrd -o cat --no-pager")
+        assert "adopted 2 fd(s) that the previous vmrd kept" in journal, journal[-3000:]
+        status = g.run("vmrdctl status")
+        assert "128 MiB plugged" in status, status
+        steps(ctx, t0, "fd store: two blocks kept by systemd through a SIGKILL, adopted by the new vmrd")
+        # A restart asked for (as a package upgrade does) keeps the store; a stop empties it.
+        g.run("systemctl restart vmrd")
+        status = g.run("vmrdctl status")
+        assert "128 MiB plugged" in status, "after systemctl restart:\n" + status
+        g.run("systemctl stop vmrd && systemctl start vmrd")
+        status = g.run("vmrdctl status")
+        assert "0 B plugged" in status, "after systemctl stop and start:\n" + status
+        steps(ctx, t0, "fd store: kept through systemctl restart, emptied by systemctl stop")
+
 
 TESTS = [test_systemd_guest]
 
