@@ -59,6 +59,7 @@ cp "$build/bench/bench-probe" "$root/bin/probe"
 # Only the test of the qti_virtio_mem emulation builds it.
 qti_hint=$(dirname "$workload")/guest-qti-hint
 [ ! -e "$qti_hint" ] || cp "$qti_hint" "$root/bin/qti-hint"
+[ ! -e "$build/tests/fd-holder" ] || cp "$build/tests/fd-holder" "$root/bin/fd-holder"
 
 # Modules in dependency order; built-in ones need nothing.  The compressor
 # modules are whichever zram's default needs on this kernel.

@@ -103,13 +103,59 @@ def check_vmrd(ctx, c, block, total0):
              f"{attribute(guest, 'device_block_plugged')} block(s) {time.monotonic() - t0:.1f}s after the workload")
 
 
+def grow_and_kill(c, block, start):
+    """Starts vmrd with `start` (a shell command line, its log in /tmp/vmrd.log), grows the device under a
+    workload that holds its memory for a while, SIGKILLs vmrd; returns the blocks plugged before the kill."""
+    guest = c.guest
+    guest.run("kill $(pidof vmrd) 2>/dev/null; sleep 1; rm -f /tmp/vmrd.log")
+    guest.run(f"{start} > /tmp/vmrd.log 2>&1 &")
+    wait_for("vmrd to start", lambda: "running with backend" in c.vmrd_log(), 20, 0.2)
+    guest.run("workload 700 2000 20000 > /tmp/workload.log 2>&1 &")
+    wait_for("vmrd to grow the device", lambda: attribute(guest, "device_block_plugged") >= 3, 60, 0.5)
+    time.sleep(2)  # the grows of the ramp are done
+    plugged = attribute(guest, "device_block_plugged")
+    guest.run("kill -KILL $(pidof vmrd)")
+    return plugged
+
+
+def check_restart(ctx, c, block):
+    """vmrd SIGKILLed with memory grown and the workload running.  Under a keeper of its fd store (fd-holder,
+    as systemd) the device keeps its size, the new vmrd adopts the hints, and the workload is untouched;
+    without one, the memory goes back, as vmrd said at start it would."""
+    guest = c.guest
+    if guest.run("command -v fd-holder", check=False).strip() == "":
+        raise Skip("fd-holder is not in the guest image (build tests/fd-holder)")
+    start = "fd-holder -r 1 vmrd --config /etc/vmrd/vmrd.yaml"
+    before = grow_and_kill(c, block, start)
+    wait_for("the new vmrd to adopt the hints", lambda: "that the previous vmrd kept" in c.vmrd_log(), 30, 0.2)
+    after = attribute(guest, "device_block_plugged")
+    assert after >= before, f"the device went from {before} to {after} blocks across the restart:\n{c.vmrd_log()}"
+    adopted = re.search(r"adopted (\d+) fd\(s\)", c.vmrd_log())
+    assert adopted and int(adopted[1]) == before, c.vmrd_log()
+    wait_for("the workload to end", lambda: guest.run("pidof workload", check=False).strip() == "", 90, 0.5)
+    out = guest.run("cat /tmp/workload.log")
+    assert "workload: ok" in out and guest.vmstat("oom_kill") == 0, out
+    ctx.note(f"fd store: vmrd SIGKILLed at {before} blocks; the device kept them, the new vmrd adopted "
+             f"{adopted[1]} hints, the workload checked every page")
+
+    before = grow_and_kill(c, block, "vmrd --config /etc/vmrd/vmrd.yaml")
+    log = c.vmrd_log()
+    assert "no systemd keeps them" in log, log
+    wait_for("the hints to go back with vmrd", lambda: attribute(guest, "device_block_plugged") == 0, 30, 0.5)
+    # Under a workload that held that memory: it may not survive, which is the point.
+    wait_for("the workload to end", lambda: guest.run("pidof workload", check=False).strip() == "", 90, 0.5)
+    ctx.note(f"without a keeper: vmrd SIGKILLed at {before} blocks, all went back, as its log said at start")
+
+
 def test_gunyah_membuf_on_the_emulated_device(ctx):
-    """The device's UAPI, its OOM notifier and kernel_unplug, then vmrd with gunyah-membuf on it."""
+    """The device's UAPI, its OOM notifier and kernel_unplug, then vmrd with gunyah-membuf on it, and
+    killed with memory grown, with and without a keeper of its hints."""
     with Case(ctx, broker=False, zram=None, hidden=HIDDEN) as c:
         size = load_module(ctx, c.guest)
         block, total0 = check_uapi(ctx, c.guest, size)
         check_oom_plug(ctx, c.guest, block, total0)
         check_vmrd(ctx, c, block, total0)
+        check_restart(ctx, c, block)
 
 
 TESTS = [test_gunyah_membuf_on_the_emulated_device]
