@@ -16,7 +16,6 @@
  * "removed NAME", "exited CODE" or "killed SIGNAL".  Exits with PROGRAM's
  * last exit code (128 + signal if it was killed).
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -145,17 +144,14 @@ static pid_t start(char **argv)
 	/* Out of the way first, then to 3, 4, ...: dup2 clears FD_CLOEXEC. */
 	for (int i = 0; i < n_kept; i++)
 		kept[i].fd = fcntl(kept[i].fd, F_DUPFD_CLOEXEC, 3 + n_kept);
-	size_t len = 1;
+	size_t len = 1, used = 0;
 	for (int i = 0; i < n_kept; i++) {
 		dup2(kept[i].fd, 3 + i);
 		len += strlen(kept[i].name) + 1;
 	}
 	char *names = calloc(1, len);
-	for (int i = 0; names && i < n_kept; i++) {
-		if (i)
-			strcat(names, ":");
-		strcat(names, kept[i].name);
-	}
+	for (int i = 0; names && i < n_kept; i++)
+		used += (size_t)snprintf(names + used, len - used, "%s%s", i ? ":" : "", kept[i].name);
 	if (n_kept) {
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 		snprintf(count, sizeof(count), "%d", n_kept);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Mock backend: a simulated memory device with fault injection, and the reference plugin for vendors. */
 
-#define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -57,7 +56,8 @@ static void set_msg(char *msg, uint32_t msg_size, const char *fmt, ...)
 	if (msg_size == 0)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, msg_size, fmt, ap);
+	/* clang-tidy 14's analyzer loses va_start on some callers' paths: a false report. */
+	vsnprintf(msg, msg_size, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
 	va_end(ap);
 }
 
@@ -67,7 +67,7 @@ static void host_log(const struct vmrd_backend *b, int level, const char *fmt, .
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized): as in set_msg */
 	va_end(ap);
 	b->host.log(b->host.host_data, level, line);
 }

@@ -5,7 +5,6 @@
 // after its fd is closed.
 //
 // usage: qti-hint SIZE [RESERVED0 [RESERVED1]]
-#define _GNU_SOURCE // strerrorname_np
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,8 +35,7 @@ static long long number(const char *path, const char *key)
 
 static void state(const char *when)
 {
-	printf("%s: plugged %lld memtotal_kb %lld\n", when, number(sysfs, NULL),
-	       number("/proc/meminfo", "MemTotal:"));
+	printf("%s: plugged %lld memtotal_kb %lld\n", when, number(sysfs, NULL), number("/proc/meminfo", "MemTotal:"));
 }
 
 int main(int argc, char **argv)
