@@ -13,6 +13,14 @@
 
 namespace vmrd {
 
+bool validHeldFdName(const vmrd_held_fd &held)
+{
+	const std::string_view name(held.name, strnlen(held.name, sizeof(held.name)));
+	return !name.empty() && name.size() < sizeof(held.name) &&
+	       name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+	               std::string_view::npos;
+}
+
 FdStore::FdStore(std::string backend) : prefix_(std::move(backend) + "."), enabled_(notifySocketSet())
 {
 	const auto passed = parseListenFds(std::getenv("LISTEN_PID"), std::getenv("LISTEN_FDS"),
@@ -74,12 +82,6 @@ void FdStore::forget(const std::string &name)
 	std::lock_guard<std::mutex> lock(mutex_);
 	if (stored_.erase(name))
 		withdraw(name);
-}
-
-size_t FdStore::size() const
-{
-	std::lock_guard<std::mutex> lock(mutex_);
-	return stored_.size();
 }
 
 void FdStore::withdraw(const std::string &name)

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <vmrd/plugin.h>
+
 namespace vmrd {
 
 // One fd a backend listed in export_fds(), with its name within the backend.
@@ -15,6 +17,10 @@ struct HeldFd {
 	int fd = -1;
 	std::string name;
 };
+
+// The name of a struct vmrd_held_fd, as plugin.h allows it: 1 to 63
+// characters of [A-Za-z0-9_.-], NUL-terminated within the array.
+bool validHeldFdName(const vmrd_held_fd &held);
 
 // A backend whose memory lives as long as some of its fds (Gunyah hints)
 // lists them; the store sends each one to systemd (FDSTORE=1, named
@@ -41,7 +47,6 @@ public:
 	void sync(const std::vector<HeldFd> &held);
 	// Withdraws `name` before the backend closes it; any thread.
 	void forget(const std::string &name);
-	size_t size() const;
 
 private:
 	void withdraw(const std::string &name);

@@ -419,16 +419,12 @@ Result<std::vector<HeldFd>> Backend::exportFds()
 			             describe("export_fds", -EBADMSG, "it listed more fds than there was room for")};
 		std::vector<HeldFd> out;
 		for (uint32_t i = 0; i < count; i++) {
-			const std::string name(fds[i].name, strnlen(fds[i].name, sizeof(fds[i].name)));
-			if (name.empty() || name.size() == sizeof(fds[i].name) ||
-			    name.find_first_not_of(
-			            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-			            std::string::npos)
+			if (!validHeldFdName(fds[i]))
 				return Error{-EBADMSG, describe("export_fds", -EBADMSG,
 				                                ("fd " + std::to_string(fds[i].fd) +
 				                                 " has no valid name (1 to 63 of A-Z a-z 0-9 _ . -)")
 				                                        .c_str())};
-			out.push_back({fds[i].fd, name});
+			out.push_back({fds[i].fd, fds[i].name});
 		}
 		return out;
 	}

@@ -157,9 +157,10 @@ struct vmrd_backend; /* opaque, owned by the plugin */
  * (.create = ...): the ops a later minor appends are then NULL, with no
  * -Wmissing-field-initializers warning to stop a -Werror build.
  *
- * Threading: vmrd calls create(), get_event_fd(), adopt_fds() and destroy()
- * from its main thread and every other operation from one worker thread, one
- * call at a time, never concurrently on the same backend.  plug, unplug and
+ * Threading: vmrd calls create(), get_event_fd(), adopt_fds(), the first
+ * export_fds() and destroy() from its main thread and every other operation
+ * from one worker thread, one call at a time, never concurrently on the same
+ * backend.  plug, unplug and
  * release_all may block (a hot-plug can take seconds); get_state should not.
  *
  * Common errno values:
@@ -236,8 +237,9 @@ struct vmrd_backend_ops {
 	 * export_fds: list every such fd, at most `capacity` of them, in
 	 * fds[0..*count).  The fds stay the backend's.  If they do not fit,
 	 * return -ENOSPC with *count set to how many there are.  vmrd calls it
-	 * on the worker thread after adopt_fds() and after every plug, unplug
-	 * and release_all(), whatever their result: an fd no longer listed is
+	 * once at start on the main thread, after adopt_fds() and before any
+	 * other op, then on the worker thread after every plug, unplug and
+	 * release_all(), whatever their result: an fd no longer listed is
 	 * withdrawn from the keeper (call host->forget_fd() before closing it).
 	 */
 	int (*export_fds)(struct vmrd_backend *backend, struct vmrd_held_fd *fds, uint32_t capacity, uint32_t *count,

@@ -498,14 +498,6 @@ void cycles(Harness &h, Report &r)
 		r.note(done + ": no fd more, heap grew by " + formatSize(heapAfter > heap ? heapAfter - heap : 0));
 }
 
-bool heldFdName(const vmrd_held_fd &f)
-{
-	const size_t n = strnlen(f.name, sizeof(f.name));
-	return n > 0 && n < sizeof(f.name) &&
-	       std::string_view(f.name, n).find_first_not_of(
-	               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == std::string_view::npos;
-}
-
 // export_fds: open fds with valid, unique names; -ENOSPC with the count
 // when they do not fit; an fd no longer listed went through forget_fd()
 // first.  adopt_fds: an fd it never exported is closed.
@@ -543,7 +535,7 @@ void heldFds(Harness &h, Report &r)
 	std::set<std::string> names;
 	for (const auto &f : before) {
 		const std::string name(f.name, strnlen(f.name, sizeof(f.name)));
-		if (!heldFdName(f))
+		if (!validHeldFdName(f))
 			fail("fd " + std::to_string(f.fd) +
 			     " is listed without a valid name (1 to 63 of A-Z a-z 0-9 _ . -)");
 		else if (!names.insert(name).second)
@@ -648,9 +640,7 @@ const Clause childClauses[] = {
          "export_fds: \"an fd no longer listed is withdrawn from the keeper (call host->forget_fd() before "
          "closing it)\"; adopt_fds: \"it keeps those it recognises and closes the others\"",
          body<heldFds>()},
-        {"threads",
-         "\"vmrd calls create() and destroy() from its main thread and every other operation from one worker "
-         "thread\"",
+        {"threads", "\"... destroy() from its main thread and every other operation from one worker thread\"",
          body<threads>()},
         {"cycles", "\"Free the backend.\" (1000 create/destroy cycles leak no fd and no memory)", body<cycles>(), 300s},
 };
