@@ -26,19 +26,6 @@ def attribute(guest, name):
     return int(guest.run(f"cat {SYSFS}/{name}"))
 
 
-def load_module(ctx, guest):
-    """insmods the emulation with the hidden range; skips when the guest has no module, with build-guest's reason."""
-    failed = guest.run("cat /modules/qti_virtio_mem.failed 2>/dev/null", check=False)
-    assert not failed, "building qti_virtio_mem.ko failed:\n" + failed
-    if guest.run("[ -e /modules/qti_virtio_mem.ko ] && echo yes", check=False).strip() != "yes":
-        why = guest.run("cat /modules/qti_virtio_mem.skip 2>/dev/null", check=False).strip()
-        raise Skip(f"no qti_virtio_mem.ko for this kernel: {why or 'build-guest.sh did not build it'}")
-    base, size = guest.hidden_range()
-    guest.run(f"insmod /modules/qti_virtio_mem.ko base={base:#x} size={size:#x}")
-    ctx.note(f"hidden range {base:#x}+{size // MiB} MiB")
-    return size
-
-
 def hint(guest, *args):
     """qti-hint's report: {"hint": ..., "before"/"held"/"closed": (plugged blocks, MemTotal bytes)}."""
     out = guest.run("qti-hint " + " ".join(str(a) for a in args), check=False)
@@ -151,7 +138,8 @@ def test_gunyah_membuf_on_the_emulated_device(ctx):
     """The device's UAPI, its OOM notifier and kernel_unplug, then vmrd with gunyah-membuf on it, and
     killed with memory grown, with and without a keeper of its hints."""
     with Case(ctx, broker=False, zram=None, hidden=HIDDEN) as c:
-        size = load_module(ctx, c.guest)
+        base, size = c.guest.load_qti_virtio_mem()
+        ctx.note(f"hidden range {base:#x}+{size // MiB} MiB")
         block, total0 = check_uapi(ctx, c.guest, size)
         check_oom_plug(ctx, c.guest, block, total0)
         check_vmrd(ctx, c, block, total0)

@@ -211,6 +211,18 @@ class Guest(Console):
             assert int(m[2], 16) < base or int(m[1], 16) >= end, f"System RAM at {m[0].strip()} despite mem="
         return base, end - base
 
+    def load_qti_virtio_mem(self):
+        """insmods the qti_virtio_mem emulation (tests/qti_virtio_mem) on the hidden range; returns that range as
+        (base, size).  Skips when the guest has no module for its kernel, with build-guest.sh's reason."""
+        failed = self.run("cat /modules/qti_virtio_mem.failed 2>/dev/null", check=False)
+        assert not failed, "building qti_virtio_mem.ko failed:\n" + failed
+        if self.run("[ -e /modules/qti_virtio_mem.ko ] && echo yes", check=False).strip() != "yes":
+            why = self.run("cat /modules/qti_virtio_mem.skip 2>/dev/null", check=False).strip()
+            raise Skip(f"no qti_virtio_mem.ko for this kernel: {why or 'build-guest.sh did not build it'}")
+        base, size = self.hidden_range()
+        self.run(f"insmod /modules/qti_virtio_mem.ko base={base:#x} size={size:#x}")
+        return base, size
+
     def _send(self, data):
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
