@@ -9,7 +9,9 @@
 #
 # Every run of a (scenario, contender) cell is a fresh guest from the
 # virtio-mem harness (Debian 6.1 kernel under QEMU, 512 MiB at boot, 1 GiB
-# zram, a virtio-mem device the broker lets grow to 3 GiB).  `probe monitor`
+# zram, a virtio-mem device the broker lets grow to 3 GiB; for the Gunyah
+# contenders 2 GiB more RAM that the kernel leaves alone, which the
+# qti_virtio_mem emulation plugs instead).  `probe monitor`
 # samples the guest and the contender's wakeups every 200 ms; the
 # contender's own log gives its resizes.  Tables show the median of the runs
 # with min-max.  See bench/README.md for the definitions and the budget.
@@ -44,6 +46,10 @@ GIVE_BACK_WINDOW = 5  # seconds after the workload: the give-back target's windo
 IDLE_WATCH = 10  # seconds after the give-back window to catch idle re-grows
 STALL_GAP = 1.0  # seconds without stall that end a stall episode
 BLOCK = 2 * MiB  # the virtio-mem device's block
+# The Gunyah contenders' guest: this much RAM beyond its 512 MiB, hidden from its kernel (mem=), which the
+# qti_virtio_mem emulation (tests/qti_virtio_mem) hot-plugs in 128 MiB memory blocks; more than any
+# scenario's peak.
+GUNYAH_HIDDEN = "2G"
 # Seconds a run costs beyond its workload and observation (boot, zram,
 # start-up, reading the logs back, shutdown), measured on the shared 2-core
 # host (bench/README.md); it feeds the time estimate, which then corrects
@@ -52,6 +58,7 @@ RUN_OVERHEAD = 9
 # The RFC's reference numbers, as a vmrd preset (named `embedded` before the
 # policy v2 change).
 RFC_PRESET = "rfc-reference"
+GUNYAH = ("gunyah server", f"gunyah {RFC_PRESET}")  # the contenders that run on it (CONTENDERS)
 MODES = ("full", "quick", "smoke")
 
 
@@ -96,9 +103,9 @@ def scenarios(mode):
         return {"burst": Scenario("workload 256 0 500", 256 * MiB, 4, 60, observe_s=0)}
     if mode == "quick":
         # For iterating on a policy: what no policy change moves is left to full (static boot; the
-        # pollers while idle, which wake at their interval by construction), and idle re-grows are
-        # watched for 5 s after the give-back window instead of 10.
-        fixed, watch = ("static boot",), GIVE_BACK_WINDOW + 5
+        # pollers while idle, which wake at their interval by construction; the same policies through
+        # the Gunyah backend), and idle re-grows are watched for 5 s after the give-back window instead of 10.
+        fixed, watch = ("static boot",) + GUNYAH, GIVE_BACK_WINDOW + 5
         return {
             "ramp": workload(768, 6000, 1000, 9, 30, skip=fixed, observe_s=watch),
             "burst": workload(768, 0, 2000, 8, 30, skip=fixed, observe_s=watch),
@@ -124,14 +131,17 @@ class Contender:
     preset: Optional[str] = None  # vmrd's policy preset
     interval_ms: int = 0  # the poller's interval
     at_peak: bool = False  # sized to the scenario's peak before it starts, else left at boot size
+    backend: str = "virtio-mem"  # vmrd's backend; gunyah-membuf runs on the qti_virtio_mem emulation
+    only: tuple = ()  # the scenarios it runs in; all when empty
 
     @property
     def daemon(self):
         """A controller runs in the guest: it needs the broker, writes a log of its resizes and has wakeups."""
         return self.controller is not None
 
-    def applies(self, scenario):
-        return self.name not in scenario.skip and (self.daemon or not scenario.idle)
+    def applies(self, name, scenario):
+        return (self.name not in scenario.skip and (self.daemon or not scenario.idle)
+                and (not self.only or name in self.only))
 
     def observation(self, scenario):
         """Seconds watched after the scenario's command: give-back and re-grows need a controller."""
@@ -149,8 +159,11 @@ CONTENDERS = [
     Contender("static peak", at_peak=True),
     Contender("poll 1s", controller="poll", interval_ms=1000),
     Contender("poll 100ms", controller="poll", interval_ms=100),
+    # Gunyah guests (issue 17): the same ramp and burst through qti_virtio_mem hint fds instead of virtio-mem.
+    *(Contender(name, controller="vmrd", preset=name.split()[1], backend="gunyah-membuf", only=("ramp", "burst"))
+      for name in GUNYAH),
 ]
-SMOKE_CONTENDERS = ("vmrd server", "static boot")
+SMOKE_CONTENDERS = ("vmrd server", "static boot", "gunyah server")
 
 
 def slug(name):
@@ -180,7 +193,8 @@ def start_contender(guest, contender, scenario):
     """Starts what resizes the guest; returns the pid whose threads' wakeups count, or None."""
     if contender.controller == "vmrd":
         try:
-            guest.start_vmrd(f"version: 1\nbackend: {{name: virtio-mem}}\npolicy: {{preset: {contender.preset}}}\n"
+            guest.start_vmrd(f"version: 1\nbackend: {{name: {contender.backend}}}\n"
+                             f"policy: {{preset: {contender.preset}}}\n"
                              "daemon: {trace: /tmp/log.jsonl}\n")
         except AssertionError as e:  # say why: an unknown preset, for one
             raise AssertionError(f"{e}; vmrd said: {guest.vmrd_log().strip()[-300:]}") from None
@@ -211,10 +225,13 @@ def run_one(images, broker_exe, work, scenario, contender):
         disk = os.path.join(work, "disk.img")
         with open(disk, "wb") as f:
             f.truncate(scenario.disk)
-    g = Guest(images, work, disk=disk)
+    gunyah = contender.backend == "gunyah-membuf"
+    g = Guest(images, work, disk=disk, hidden=GUNYAH_HIDDEN if gunyah else None)
     broker = None
     try:
-        if contender.daemon:
+        if gunyah:
+            g.load_qti_virtio_mem()
+        elif contender.daemon:
             broker = Broker(broker_exe, work, g)
         g.run("ip link set lo up")
         boot_total = g.meminfo("MemTotal")
@@ -566,7 +583,7 @@ class Run:
 def plan(scns, chosen, runs):
     """Every cell's runs, run by run: a slow phase of the shared host then hits every contender alike."""
     return [Run(s, c, i) for i in range(runs) for s, scenario in scns.items() for c in chosen
-            if c.applies(scenario)]
+            if c.applies(s, scenario)]
 
 
 def mmss(seconds):
@@ -677,8 +694,9 @@ def parse_args(argv):
 
 
 def run_plan(runs, scns, progress, images, work, broker, out_dir, args):
-    """Runs the plan; returns the metrics (scenario -> contender -> runs), the failures and how long runs took."""
-    cells, failures, durations, plots = {}, [], {}, []
+    """Runs the plan; returns the metrics (scenario -> contender -> runs), the failed and the skipped runs, and
+    how long runs took."""
+    cells, failures, skipped, durations, plots = {}, [], [], {}, []
     try:
         for run in runs:
             scenario = scns[run.scenario]
@@ -687,9 +705,10 @@ def run_plan(runs, scns, progress, images, work, broker, out_dir, args):
                 result = run_one(images, broker, tempfile.mkdtemp(dir=work), scenario, run.contender)
                 plots.append(save_run(out_dir, run, args.mode, scenario.idle, result, args.plot))
                 m = analyse(result, scenario.idle)
-            except Exception as e:  # one broken run must not lose the others
-                failures.append(f"{run.scenario} / {run.contender.name} #{run.index + 1}: {e}")
-                print(f"    failed: {e}", flush=True)
+            except Exception as e:  # one broken run must not lose the others; Skip: what it needs is absent
+                (skipped if isinstance(e, Skip) else failures).append(
+                    f"{run.scenario} / {run.contender.name} #{run.index + 1}: {e}")
+                print(f"    {'skipped' if isinstance(e, Skip) else 'failed'}: {e}", flush=True)
                 progress.end()
                 continue
             cells.setdefault(run.scenario, {}).setdefault(run.contender.name, []).append(m)
@@ -700,7 +719,7 @@ def run_plan(runs, scns, progress, images, work, broker, out_dir, args):
         print("\ninterrupted; the tables below cover what ran", flush=True)
     for p in plots:
         p.wait()
-    return cells, failures, durations
+    return cells, failures, skipped, durations
 
 
 def main():
@@ -710,6 +729,12 @@ def main():
     build, args.plot = os.path.abspath(args.build), os.path.abspath(args.plot)
     workload = os.path.join(build, "tests", "guest", "guest-workload")
     broker = os.path.join(build, "plugins", "virtio-mem", "broker", "vmrd-broker")
+    scns = {k: v for k, v in scenarios(args.mode).items() if not args.scenario or k in args.scenario}
+    runs = plan(scns, args.contenders, args.runs)
+    if not runs:
+        print(f"bench: {', '.join(c.name for c in args.contenders)} run in none of {', '.join(scns)} in "
+              f"{args.mode} (bench/README.md says where each runs)", file=sys.stderr)
+        return 64
     out_dir = os.path.join(build, "bench", args.mode, time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vmrd-bench-")
@@ -722,25 +747,25 @@ def main():
         except AssertionError as e:
             print(f"bench: cannot build the guest: {e}", file=sys.stderr)
             return 1
-        scns = {k: v for k, v in scenarios(args.mode).items() if not args.scenario or k in args.scenario}
-        runs = plan(scns, args.contenders, args.runs)
         progress = Progress(runs, scns)
         print(f"bench: {len(runs)} runs ({args.runs} per cell), about {mmss(progress.total_expected())} at the "
               f"speed measured for bench/README.md; files in {out_dir}", flush=True)
-        cells, failures, durations = run_plan(runs, scns, progress, {"6.1": (kernel, initrd)}, work, broker,
+        cells, failures, skipped, durations = run_plan(runs, scns, progress, {"6.1": (kernel, initrd)}, work, broker,
                                               out_dir, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     took = ", ".join(f"{s} {statistics.median(d):.0f} s" + ("" if daemon else " (static)")
                      for (s, daemon), d in durations.items())
-    notes = [f"Guest: Debian kernel {release} under QEMU TCG, 512 MiB at boot, 1 GiB zram, virtio-mem up to 3 GiB. "
+    notes = [f"Guest: Debian kernel {release} under QEMU TCG, 512 MiB at boot, 1 GiB zram, virtio-mem up to 3 GiB "
+             f"(gunyah: {GUNYAH_HIDDEN} hidden from the kernel, plugged by the qti_virtio_mem emulation). "
              f"Host: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}. "
              f"{args.runs} run(s) per cell; median (min–max). Took {(time.monotonic() - progress.t0) / 60:.1f} min; "
              f"median run: {took}.", ""]
     text = report(f"## vmrd benchmark ({args.mode}), {time.strftime('%Y-%m-%d')}", ordered(cells),
                   {s for s, v in scns.items() if v.idle}, notes)
     text += "\n\n" + (f"Failed runs: {'; '.join(failures)}\n\n" if failures else "") + \
+        (f"Skipped runs: {'; '.join(skipped)}\n\n" if skipped else "") + \
         f"Timelines, logs and run files: {out_dir}/"
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(text + "\n")
