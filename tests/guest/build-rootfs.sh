@@ -23,11 +23,12 @@ absent() { echo "build-rootfs: $*" >&2; exit 3; }
 command -v debootstrap >/dev/null || absent "debootstrap is not installed (./run test installs it)"
 command -v mke2fs >/dev/null || absent "mke2fs is not installed (e2fsprogs)"
 
-# systemd as PID 1, udev for the /dev/virtio-ports links.  What the .debs
+# systemd as PID 1, udev for the /dev/virtio-ports links, kmod for insmod
+# of the qti_virtio_mem emulation (test_systemd.py).  What the .debs
 # depend on beyond that is in every Debian system (libc6): dpkg -i in the
 # guest, which has no network, says so if that ever changes.  The recipe
 # does not depend on the .debs, so the tree can be made before they exist.
-recipe="--variant=minbase --include=systemd-sysv,udev,procps $suite"
+recipe="--variant=minbase --include=systemd-sysv,udev,procps,kmod $suite"
 base=$cache/rootfs-$suite-$(echo "$recipe" | sha256sum | cut -c1-12)
 if [ ! -d "$base" ]; then
 	# The mirror this machine's apt uses.

@@ -65,7 +65,8 @@ def test_systemd_guest(ctx):
     t0 = time.monotonic()
     # memhp offline: onlining is vmrd's own job here (daemon.online_movable), through the unit's sandbox.
     # 6.12: it takes PSI windows shorter than 2 s from a holder of CAP_SYS_RESOURCE (6.1 refuses under 500 ms).
-    with SystemdCase(ctx, series="6.12", memhp="offline", root=image) as c:
+    # hidden: RAM for the qti_virtio_mem emulation, the Gunyah device of the last step.
+    with SystemdCase(ctx, series="6.12", memhp="offline", root=image, hidden="512M") as c:
         g = c.guest
         steps(ctx, t0, f"console loop up ({g.kernel_release}; {g.boot_seconds:.1f}s after QEMU started)")
         state = g.run("systemctl is-system-running --wait", check=False).strip()
@@ -200,6 +201,37 @@ def test_systemd_guest(ctx):
         status = g.run("vmrdctl status")
         assert "0 B plugged" in status, "after systemctl stop and start:\n" + status
         steps(ctx, t0, "fd store: kept through systemctl restart, emptied by systemctl stop")
+        check_gunyah_fd_store(ctx, c, t0)
+
+
+def check_gunyah_fd_store(ctx, c, t0):
+    """gunyah-membuf on the qti_virtio_mem emulation, under the unit's sandbox: systemd keeps its hints, real
+    anon-inode fds, through a SIGKILL, and the device never shrinks; a stop gives the memory back."""
+    g = c.guest
+    g.load_qti_virtio_mem()
+    sysfs = "/sys/devices/virtual/qti_virtio_mem/qti_virtio_mem"
+    block = int(g.run(f"cat {sysfs}/device_block_size"))
+
+    def plugged():
+        return int(g.run(f"cat {sysfs}/device_block_plugged"))
+
+    g.write_file(CONFIG, "version: 1\nbackend: {name: gunyah-membuf}\ndaemon: {online_movable: true}\n"
+                         "policy:\n  shrink_hold: 1h\n  backoff_max: 1h\nlimits:\n  min_interval: 0s\n")
+    g.run(f"systemctl restart vmrd && vmrdctl grow {2 * block // MiB}M")
+    wait_for("systemd to keep two hints", lambda: c.show("NFileDescriptorStore")["NFileDescriptorStore"] == "2",
+             20, 0.5)
+    assert plugged() == 2, f"{plugged()} blocks plugged"
+    pid = c.show("MainPID")["MainPID"]
+    g.run(f"kill -KILL {pid}")
+    assert plugged() == 2, "the device shrank when vmrd was killed"
+    wait_for("systemd to restart vmrd", lambda: c.show("MainPID")["MainPID"] not in ("0", pid)
+             and c.show("ActiveState")["ActiveState"] == "active", 30, 0.5)
+    assert plugged() == 2, "the device shrank across the restart"
+    assert entries(c, "adopted 2 fd\\(s\\) that the previous vmrd kept"), c.vmrd_log()[-3000:]
+    steps(ctx, t0, f"fd store: two {block // MiB} MiB qti_virtio_mem hints kept by systemd through a SIGKILL")
+    g.run("systemctl stop vmrd")
+    wait_for("the hints to go back with systemctl stop", lambda: plugged() == 0, 20, 0.5)
+    steps(ctx, t0, "fd store: systemctl stop gave the device's blocks back")
 
 
 TESTS = [test_systemd_guest]
