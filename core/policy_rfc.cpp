@@ -2,6 +2,8 @@
 // The rfc-reference preset: the vmrd RFC's behaviour (design.md section 3), one chunk at a time.
 #include "policies.h"
 
+#include <algorithm>
+
 namespace vmrd {
 
 namespace {
@@ -26,13 +28,14 @@ public:
 				            " left; pgalloc_movable grew " + std::to_string(grown) + " pages, under " +
 				            std::to_string(p_.holdoffOverridePages));
 		}
-		if (s.movable.free >= p_.growFreeBelow)
+		const uint64_t below = std::max(p_.growFreeBelow, chunk(b) / 2);
+		if (s.movable.free >= below)
 			return none("ZONE_MOVABLE has " + formatSize(s.movable.free) + " free, not below " +
-			            formatSize(p_.growFreeBelow));
+			            formatSize(below));
 		return enforceLimits(now,
-		                     {Decision::Action::Plug, p_.chunk,
+		                     {Decision::Action::Plug, chunk(b),
 		                      "ZONE_MOVABLE free " + formatSize(s.movable.free) + " below " +
-		                              formatSize(p_.growFreeBelow) + ": one chunk"},
+		                              formatSize(below) + ": one chunk"},
 		                     b);
 	}
 
@@ -56,13 +59,13 @@ public:
 			}
 		}
 		const uint64_t reclaimable = reclaimableBytes(s);
-		if (reclaimable < p_.chunk) {
+		if (reclaimable < chunk(b)) {
 			endCycle(now, s, b);
 			return none("reclaimable " + formatSize(reclaimable) + " is under one chunk (" +
-			            formatSize(p_.chunk) + ")");
+			            formatSize(chunk(b)) + ")");
 		}
 		Decision d = enforceLimits(now,
-		                           {Decision::Action::Unplug, p_.chunk,
+		                           {Decision::Action::Unplug, chunk(b),
 		                            "idle; reclaimable " + formatSize(reclaimable) + ", chunk " +
 		                                    std::to_string(released_ + 1) + " of at most " +
 		                                    std::to_string(p_.releaseMaxChunks) + " this cycle"},
@@ -87,7 +90,7 @@ public:
 		if (asked.action == Decision::Action::Plug)
 			return;
 		if (r.done > 0) {
-			released_ += static_cast<unsigned>(r.done / p_.chunk);
+			released_ += static_cast<unsigned>(r.done / chunk(after));
 			retries_ = 0;
 		}
 		if (r.code != 0 || r.done < asked.bytes) {
@@ -131,6 +134,18 @@ public:
 	}
 
 private:
+	// One chunk as the backend can plug it: policy.chunk rounded up to the
+	// backend's block (128 MiB memory blocks on Gunyah).  Half of it is also
+	// the least grow_free_below can be: the RFC grows while ZONE_MOVABLE has
+	// less than half a chunk free, and the kernel keeps a zone's free memory
+	// above its watermarks, so a fixed 2 MiB would never be reached in a zone
+	// of 128 MiB blocks.
+	uint64_t chunk(const BackendState &b) const
+	{
+		const uint64_t block = std::max<uint64_t>(b.blockSize, 1);
+		return (std::max<uint64_t>(p_.chunk, 1) + block - 1) / block * block;
+	}
+
 	// movable free + movable inactive file + min(SwapFree, movable inactive
 	// anon) discounted for zram's compression.
 	uint64_t reclaimableBytes(const Sample &s) const
@@ -142,7 +157,7 @@ private:
 
 	Micros idleWait(const BackendState &b) const
 	{
-		const uint64_t chunks = b.plugged / std::max<uint64_t>(p_.chunk, 1);
+		const uint64_t chunks = b.plugged / chunk(b);
 		return chunks >= p_.idleLongChunks     ? p_.idleLong
 		       : chunks >= p_.idleMediumChunks ? p_.idleMedium
 		                                       : p_.idleShort;

@@ -334,6 +334,29 @@ TEST(RfcReference, GrowsOneChunkWhenMovableFreeIsBelowHalfAChunk)
 	EXPECT_NE(d.reason.find("ZONE_MOVABLE has 2 MiB free"), std::string::npos) << d.reason;
 }
 
+TEST(RfcReference, AChunkIsAtLeastOneBlockOfTheBackend)
+{
+	// Gunyah's qti_virtio_mem plugs 128 MiB memory blocks: a 4 MiB chunk is one block, and the zone's
+	// free memory, which the kernel keeps above its watermarks, need only fall below half of it.
+	const uint64_t block = 128 * MiB;
+	auto p = rfcReference();
+	Decision d = p->onPressure(t0, movable(64 * MiB - 4096), backend(0, 2 * GiB, block), 1.0);
+	ASSERT_EQ(d.action, Decision::Action::Plug) << d.reason;
+	EXPECT_EQ(d.bytes, block);
+	EXPECT_NE(d.reason.find("below 64 MiB"), std::string::npos) << d.reason;
+	EXPECT_EQ(p->onPressure(t0, movable(64 * MiB), backend(0, 2 * GiB, block), 1.0).action, Decision::Action::None);
+	// Five blocks plugged are five chunks (idle_medium), and one goes back once a block is reclaimable.
+	p->onPressure(t0, movable(0), backend(5 * block, 2 * GiB, block), 0);
+	EXPECT_EQ(*p->nextCheck(), t0 + 8s);
+	d = p->onTimer(t0 + 8s, movable(block - 4096), backend(5 * block, 2 * GiB, block));
+	EXPECT_EQ(d.action, Decision::Action::None) << "less than one block reclaimable";
+	auto q = rfcReference();
+	q->onPressure(t0, movable(0), backend(5 * block, 2 * GiB, block), 0);
+	d = q->onTimer(t0 + 8s, movable(block), backend(5 * block, 2 * GiB, block));
+	ASSERT_EQ(d.action, Decision::Action::Unplug) << d.reason;
+	EXPECT_EQ(d.bytes, block);
+}
+
 TEST(RfcReference, IdleWaitDependsOnChunksPlugged)
 {
 	struct {
