@@ -210,6 +210,8 @@ Result<std::shared_ptr<Plugin>> PluginLoader::loadLibrary(PluginInfo meta)
 	if (!missing.empty())
 		return fail(-EBADMSG, "required operations missing: " + missing);
 	meta.description = info->description ? info->description : "";
+	if (info->struct_size >= offsetof(vmrd_plugin_info, flags) + sizeof(info->flags))
+		meta.testBackend = info->flags & VMRD_PLUGIN_TEST_BACKEND;
 	return std::make_shared<Plugin>(std::move(lib), info, std::move(meta));
 }
 
@@ -289,15 +291,40 @@ void Backend::hostForgetFd(void *data, const char *name)
 		self->forget_(name);
 }
 
-Result<std::unique_ptr<Backend>> Backend::create(std::shared_ptr<Plugin> plugin,
-                                                 const std::vector<std::pair<std::string, std::string>> &options,
-                                                 Paths paths)
+namespace {
+
+// The options as the ABI passes them; they point into `options`.
+std::vector<vmrd_option> optionTable(const Backend::Options &options)
 {
-	std::unique_ptr<Backend> b(new Backend(std::move(plugin), std::move(paths)));
 	std::vector<vmrd_option> opts;
 	opts.reserve(options.size());
 	for (const auto &[k, v] : options)
 		opts.push_back({k.c_str(), v.c_str()});
+	return opts;
+}
+
+} // namespace
+
+Status Backend::probe(std::shared_ptr<Plugin> plugin, const Options &options, Paths paths)
+{
+	// A backend without an object: the host table and the messages.
+	const Backend b(std::move(plugin), std::move(paths));
+	if (!b.plugin_->hasOp(&vmrd_backend_ops::probe))
+		return Error{-EOPNOTSUPP, "it has no probe"};
+	const std::vector<vmrd_option> opts = optionTable(options);
+	MessageBuffer msg;
+	const int ret = b.plugin_->ops().probe(&b.host_, opts.data(), static_cast<uint32_t>(opts.size()), msg.data(),
+	                                       msg.size());
+	if (ret == 0)
+		return Ok{};
+	const char *text = msg.text();
+	return Error{ret < 0 ? ret : -EIO, *text ? text : std::strerror(ret < 0 ? -ret : ret)};
+}
+
+Result<std::unique_ptr<Backend>> Backend::create(std::shared_ptr<Plugin> plugin, const Options &options, Paths paths)
+{
+	std::unique_ptr<Backend> b(new Backend(std::move(plugin), std::move(paths)));
+	const std::vector<vmrd_option> opts = optionTable(options);
 	MessageBuffer msg;
 	int ret = b->plugin_->ops().create(&b->host_, opts.data(), static_cast<uint32_t>(opts.size()), &b->object_,
 	                                   msg.data(), msg.size());

@@ -28,7 +28,8 @@ struct PluginInfo {
 	std::string name;
 	std::string version;
 	std::string vendor;
-	std::string description; // only from load(): it takes running the plugin's code
+	std::string description;  // only from load(): it takes running the plugin's code
+	bool testBackend = false; // VMRD_PLUGIN_TEST_BACKEND, also only from load()
 	std::string path;
 	uint32_t abiMajor = 0;
 	uint32_t abiMinor = 0;
@@ -68,9 +69,14 @@ public:
 		std::string sysfs = "/sys";
 	};
 
-	static Result<std::unique_ptr<Backend>> create(std::shared_ptr<Plugin> plugin,
-	                                               const std::vector<std::pair<std::string, std::string>> &options,
+	using Options = std::vector<std::pair<std::string, std::string>>;
+
+	static Result<std::unique_ptr<Backend>> create(std::shared_ptr<Plugin> plugin, const Options &options,
 	                                               Paths paths);
+	// Whether the plugin's device is there (probe, ABI 1.2), without
+	// creating a backend: Ok, or -ENODEV saying what is missing, or
+	// another error; -EOPNOTSUPP for a plugin without probe.
+	static Status probe(std::shared_ptr<Plugin> plugin, const Options &options, Paths paths);
 	~Backend();
 	Backend(const Backend &) = delete;
 	Backend &operator=(const Backend &) = delete;

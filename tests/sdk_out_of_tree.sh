@@ -30,7 +30,7 @@ c++ $cflags -std=c++17 -Wall -Wextra -Wpedantic -Werror -o "$tmp/check" "$cxx_ch
 
 out=$("$vmrd" --list-plugins --plugin-dir "$plugindir")
 echo "$out"
-echo "$out" | grep -q "^hello	0.1	example vendor	ABI 1.1	$plugindir/vmrd-backend-hello.so" ||
+echo "$out" | grep -q "^hello	0.1	example vendor	ABI 1.2	$plugindir/vmrd-backend-hello.so" ||
 	{ echo "FAIL: vmrd does not list the out-of-tree plugin"; exit 1; }
 
 printf 'version: 1\nbackend: {name: hello}\n' >"$tmp/hello.yaml"

@@ -53,7 +53,7 @@ TEST(Abi, OptionAndState)
 
 TEST(Abi, Ops)
 {
-	EXPECT_EQ(sizeof(vmrd_backend_ops), 88u);
+	EXPECT_EQ(sizeof(vmrd_backend_ops), 96u);
 	EXPECT_FIELD(vmrd_backend_ops, struct_size, 0);
 	EXPECT_FIELD(vmrd_backend_ops, create, 8);
 	EXPECT_FIELD(vmrd_backend_ops, destroy, 16);
@@ -65,6 +65,7 @@ TEST(Abi, Ops)
 	EXPECT_FIELD(vmrd_backend_ops, ack_event, 64);
 	EXPECT_FIELD(vmrd_backend_ops, export_fds, 72); // 1.1
 	EXPECT_FIELD(vmrd_backend_ops, adopt_fds, 80);  // 1.1
+	EXPECT_FIELD(vmrd_backend_ops, probe, 88);      // 1.2
 }
 
 TEST(Abi, HeldFd)
@@ -77,7 +78,8 @@ TEST(Abi, HeldFd)
 
 TEST(Abi, PluginInfo)
 {
-	EXPECT_EQ(sizeof(vmrd_plugin_info), 24u);
+	EXPECT_EQ(sizeof(vmrd_plugin_info), 32u);
 	EXPECT_FIELD(vmrd_plugin_info, description, 8);
 	EXPECT_FIELD(vmrd_plugin_info, ops, 16);
+	EXPECT_FIELD(vmrd_plugin_info, flags, 24); // 1.2
 }

@@ -39,7 +39,7 @@ TEST(Cli, HelpAndVersion)
 		EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 	r = run({"--version"});
 	EXPECT_EQ(r.code, 0);
-	EXPECT_NE(r.out.find("plugin ABI 1.1"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("plugin ABI 1.2"), std::string::npos) << r.out;
 }
 
 TEST(Cli, BadUsageIsExUsage)
@@ -118,14 +118,14 @@ TEST(Cli, ListPluginsShowsGoodAndRejected)
 {
 	Outcome r = run({"--list-plugins", "--plugin-dir", MOCK_PLUGIN_DIR, "--plugin-dir", BROKEN_PLUGIN_DIR});
 	EXPECT_EQ(r.code, 0) << r.err;
-	EXPECT_NE(r.out.find("mock\t1.0.0\tvmrd project\tABI 1.1\t" MOCK_PLUGIN_DIR "/vmrd-backend-mock.so"),
+	EXPECT_NE(r.out.find("mock\t1.0.0\tvmrd project\tABI 1.2\t" MOCK_PLUGIN_DIR "/vmrd-backend-mock.so"),
 	          std::string::npos)
 	        << r.out;
 	EXPECT_NE(r.out.find("rejected\t" BROKEN_PLUGIN_DIR "/vmrd-backend-no-manifest.so: "), std::string::npos)
 	        << r.out;
 	EXPECT_NE(r.out.find("built for vmrd plugin ABI 2"), std::string::npos) << r.out;
 	// From its manifest alone: the missing entry point shows only on loading.
-	EXPECT_NE(r.out.find("no-entry\t1.0\ttest\tABI 1.1\t"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find("no-entry\t1.0\ttest\tABI 1.2\t"), std::string::npos) << r.out;
 }
 
 // The daemon in the foreground on this machine's real PSI with the mock

@@ -321,6 +321,15 @@ int tenCreate(const vmrd_host *, const vmrd_option *, uint32_t, vmrd_backend **o
 
 void tenDestroy(vmrd_backend *) {}
 
+vmrd_plugin_info infoOf(const vmrd_backend_ops &ops)
+{
+	vmrd_plugin_info info{};
+	info.struct_size = sizeof(info);
+	info.description = "older";
+	info.ops = &ops;
+	return info;
+}
+
 } // namespace
 
 TEST(Loader, APluginOfABI10HoldsNoFds)
@@ -332,7 +341,7 @@ TEST(Loader, APluginOfABI10HoldsNoFds)
 	// What lies beyond struct_size is never called, whatever it holds.
 	ops.export_fds = reinterpret_cast<decltype(ops.export_fds)>(1);
 	ops.adopt_fds = reinterpret_cast<decltype(ops.adopt_fds)>(1);
-	const vmrd_plugin_info info{sizeof(vmrd_plugin_info), 0, "1.0", &ops};
+	const vmrd_plugin_info info = infoOf(ops);
 	PluginInfo meta;
 	meta.name = "ten";
 	auto plugin = std::make_shared<Plugin>(nullptr, &info, meta);
@@ -343,4 +352,19 @@ TEST(Loader, APluginOfABI10HoldsNoFds)
 	ASSERT_FALSE(held);
 	EXPECT_EQ(held.error().code, -EOPNOTSUPP);
 	EXPECT_EQ((*backend)->adoptFds({}).error().code, -EOPNOTSUPP);
+}
+
+TEST(Loader, APluginOfABI11HasNoProbe)
+{
+	vmrd_backend_ops ops{};
+	ops.struct_size = offsetof(vmrd_backend_ops, probe);
+	ops.create = tenCreate;
+	ops.destroy = tenDestroy;
+	ops.probe = reinterpret_cast<decltype(ops.probe)>(1); // beyond struct_size: never called
+	const vmrd_plugin_info info = infoOf(ops);
+	PluginInfo meta;
+	meta.name = "eleven";
+	const auto probed = Backend::probe(std::make_shared<Plugin>(nullptr, &info, meta), {}, {});
+	ASSERT_FALSE(probed);
+	EXPECT_EQ(probed.error().code, -EOPNOTSUPP);
 }

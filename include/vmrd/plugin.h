@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define VMRD_ABI_MAJOR 1
-#define VMRD_ABI_MINOR 1
+#define VMRD_ABI_MINOR 2
 
 /* "VMRDPLUG" read as a little-endian 64-bit integer. */
 #define VMRD_MANIFEST_MAGIC UINT64_C(0x47554c5044524d56)
@@ -255,14 +255,44 @@ struct vmrd_backend_ops {
 	 */
 	int (*adopt_fds)(struct vmrd_backend *backend, const struct vmrd_held_fd *fds, uint32_t count, char *msg,
 	                 uint32_t msg_size);
+
+	/*
+	 * Optional, since 1.2.  Whether this backend's device is there, so
+	 * that vmrd can choose among the candidates of backend.name (a list,
+	 * or `auto`).  Called on the main thread before create(), with the
+	 * same host and options, and with no backend object.  Return 0 if the
+	 * device is present; -ENODEV if it is not, with a message saying what
+	 * is missing (a device node, a sysfs directory); another negative
+	 * errno if it cannot tell (a bad option, no permission).  It must be
+	 * cheap and have no side effects: look, do not open what outlives the
+	 * call, change nothing, and answer within 50 ms.  A plugin without it
+	 * counts as present when the config names it; `auto` skips it, since
+	 * it cannot say.
+	 */
+	int (*probe)(const struct vmrd_host *host, const struct vmrd_option *options, uint32_t n_options, char *msg,
+	             uint32_t msg_size);
 };
 
-/* Returned by vmrd_plugin_entry_v1(); static, lives as long as the library. */
+/*
+ * Set in vmrd_plugin_info.flags (since 1.2).  A test backend (the mock): it
+ * resizes no real memory, so `auto` never picks it; a config that names it
+ * gets it.  The mark lives here and not in the manifest because the
+ * manifest's layout is frozen for the whole major version (a 1.0 daemon
+ * reads any 1.x manifest by its fixed size); the plugin info is appended
+ * to like every other struct, and a plugin without the member is no test
+ * backend.
+ */
+#define VMRD_PLUGIN_TEST_BACKEND (1u << 0)
+
+/* Returned by vmrd_plugin_entry_v1(); static, lives as long as the library.
+ * Fill it with designated initializers, as the ops table. */
 struct vmrd_plugin_info {
 	uint32_t struct_size;
 	uint32_t reserved;
 	const char *description; /* one line, for --check-config */
 	const struct vmrd_backend_ops *ops;
+	uint32_t flags;     /* since 1.2: VMRD_PLUGIN_* */
+	uint32_t reserved1; /* 0 */
 };
 
 /* The two exported symbols.  The type names differ from the symbol names so

@@ -16,7 +16,8 @@
 //   Status ackEvent();
 //   std::vector<HeldFd> exportFds();            with adoptFds: memory held in fds
 //   void adoptFds(std::vector<HeldFd> fds);     (ABI 1.1), owning them all
-// and puts backendOps<vmrd_backend>() in its vmrd_plugin_info.
+//   static Status probe(const vmrd_host &, const Options &);   ABI 1.2: is the device there
+// and returns pluginInfo(description, &ops) with ops = backendOps<vmrd_backend>().
 // A member it lacks is a NULL in the ops table, which vmrd reports as not
 // supported. Header-only, so it takes the plugin's hidden visibility.
 #pragma once
@@ -105,6 +106,10 @@ template <typename B, typename = void> struct HasAckEvent : std::false_type {
 };
 template <typename B> struct HasAckEvent<B, std::void_t<decltype(&B::ackEvent)>> : std::true_type {
 };
+template <typename B, typename = void> struct HasProbe : std::false_type {
+};
+template <typename B> struct HasProbe<B, std::void_t<decltype(&B::probe)>> : std::true_type {
+};
 template <typename B, typename = void> struct HoldsFds : std::false_type {
 };
 template <typename B>
@@ -125,27 +130,47 @@ template <typename B> struct Ops {
 	// Dependent on B, so the adapter compiles before the plugin defines it.
 	static B &self(vmrd_backend *b) { return *b; }
 
+	// What create() and probe() hand the plugin: the host's table as this
+	// plugin knows it, the members an older host lacks zeroed (a plugin
+	// that copies it whole would otherwise read past the host's), and the
+	// options as strings.
+	static Result<std::pair<vmrd_host, Options>> arguments(const vmrd_host *host, const vmrd_option *options,
+	                                                       uint32_t n)
+	{
+		if (!host || host->struct_size < minHostSize)
+			return Error{-EINVAL, "the host's service table is shorter than ABI 1.0's"};
+		vmrd_host full{};
+		std::memcpy(&full, host, std::min<size_t>(host->struct_size, sizeof(full)));
+		Options opts;
+		for (uint32_t i = 0; i < n; i++)
+			opts.emplace_back(options[i].key ? options[i].key : "",
+			                  options[i].value ? options[i].value : "");
+		return std::make_pair(full, std::move(opts));
+	}
+
 	static int create(const vmrd_host *host, const vmrd_option *options, uint32_t n, vmrd_backend **out, char *msg,
 	                  uint32_t size)
 	{
 		return barrier(msg, size, [&] {
-			if (!host || host->struct_size < minHostSize)
-				return fail(msg, size,
-				            Error{-EINVAL, "the host's service table is shorter than ABI 1.0's"});
-			Options opts;
-			for (uint32_t i = 0; i < n; i++)
-				opts.emplace_back(options[i].key ? options[i].key : "",
-				                  options[i].value ? options[i].value : "");
-			// The host's table as this plugin knows it, the members an
-			// older host lacks zeroed: a plugin that copies it whole would
-			// otherwise read past the host's.
-			vmrd_host full{};
-			std::memcpy(&full, host, std::min<size_t>(host->struct_size, sizeof(full)));
-			auto b = B::create(full, opts);
+			auto args = arguments(host, options, n);
+			if (!args)
+				return fail(msg, size, args.error());
+			auto b = B::create(args->first, args->second);
 			if (!b)
 				return fail(msg, size, b.error());
 			*out = b->release();
 			return 0;
+		});
+	}
+
+	static int probe(const vmrd_host *host, const vmrd_option *options, uint32_t n, char *msg, uint32_t size)
+	{
+		return barrier(msg, size, [&] {
+			auto args = arguments(host, options, n);
+			if (!args)
+				return fail(msg, size, args.error());
+			auto present = B::probe(args->first, args->second);
+			return present ? 0 : fail(msg, size, present.error());
 		});
 	}
 
@@ -249,6 +274,19 @@ template <typename B> struct Ops {
 
 } // namespace detail
 
+// The plugin's vmrd_plugin_info.  Built here rather than listed in braces:
+// C++17 has no designated initializers, and a positional list misses the
+// members a later minor appends (-Wmissing-field-initializers).
+constexpr vmrd_plugin_info pluginInfo(const char *description, const vmrd_backend_ops *ops, uint32_t flags = 0)
+{
+	vmrd_plugin_info info{};
+	info.struct_size = sizeof(vmrd_plugin_info);
+	info.description = description;
+	info.ops = ops;
+	info.flags = flags;
+	return info;
+}
+
 template <typename B> constexpr vmrd_backend_ops backendOps()
 {
 	using O = detail::Ops<B>;
@@ -269,6 +307,8 @@ template <typename B> constexpr vmrd_backend_ops backendOps()
 		ops.export_fds = O::exportFds;
 		ops.adopt_fds = O::adoptFds;
 	}
+	if constexpr (detail::HasProbe<B>::value)
+		ops.probe = O::probe;
 	return ops;
 }
 

@@ -36,6 +36,14 @@ struct vmrd_backend {
 		return b;
 	}
 
+	static Status probe(const vmrd_host &host, const plugin::Options &options)
+	{
+		auto o = parseMembufOptions(options);
+		if (!o)
+			return o.error();
+		return membufPresent(*o, host.sysfs_root);
+	}
+
 	Result<vmrd_backend_state> getState()
 	{
 		auto plugged = membuf->plugged();
@@ -76,12 +84,7 @@ namespace {
 
 const vmrd_backend_ops ops = plugin::backendOps<vmrd_backend>();
 
-const vmrd_plugin_info info = {
-        sizeof(vmrd_plugin_info),
-        0,
-        "Qualcomm Gunyah guests: qti_virtio_mem hint fds",
-        &ops,
-};
+const vmrd_plugin_info info = plugin::pluginInfo("Qualcomm Gunyah guests: qti_virtio_mem hint fds", &ops);
 
 } // namespace
 

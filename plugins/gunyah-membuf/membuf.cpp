@@ -6,6 +6,7 @@
 #include <charconv>
 #include <limits>
 #include <cstring>
+#include <sys/stat.h>
 
 #include <vmrd/plugin.h>
 
@@ -34,18 +35,47 @@ Result<MembufOptions> parseMembufOptions(const std::vector<std::pair<std::string
 	return o;
 }
 
+namespace {
+
+std::string deviceSysfs(const MembufOptions &options, const std::string &sysfsRoot)
+{
+	return options.sysfsDir.rfind('/', 0) == 0 ? sysfsRoot + options.sysfsDir : sysfsRoot + "/" + options.sysfsDir;
+}
+
+// The one wording of "this is no Gunyah guest", for probe and create.
+Error missing(const std::string &what)
+{
+	return Error{-ENODEV,
+	             what + " is missing: not a Gunyah guest with qti_virtio_mem (this backend needs Qualcomm's "
+	                    "guest kernel)"};
+}
+
+} // namespace
+
+Status membufPresent(const MembufOptions &options, const std::string &sysfsRoot)
+{
+	struct stat st {
+	};
+	for (const std::string &path : {options.device, deviceSysfs(options, sysfsRoot)})
+		if (::stat(path.c_str(), &st) != 0) {
+			const int err = errno;
+			if (err == ENOENT || err == ENOTDIR)
+				return missing(path);
+			return Error{-err, path + ": " + std::strerror(err)};
+		}
+	return Ok{};
+}
+
 Result<std::unique_ptr<Membuf>> Membuf::create(Kernel &kernel, const MembufOptions &options,
                                                const std::string &sysfsRoot, Log log)
 {
-	const std::string sysfs =
-	        options.sysfsDir.rfind('/', 0) == 0 ? sysfsRoot + options.sysfsDir : sysfsRoot + "/" + options.sysfsDir;
+	const std::string sysfs = deviceSysfs(options, sysfsRoot);
 	std::unique_ptr<Membuf> m(new Membuf(kernel, options, sysfs, std::move(log)));
 	m->device_ = kernel.open(options.device);
 	if (m->device_ < 0) {
 		const int err = m->device_;
 		if (err == -ENOENT || err == -ENODEV || err == -ENXIO)
-			return Error{-ENODEV, options.device + " is missing: not a Gunyah guest with qti_virtio_mem "
-			                                       "(this backend needs Qualcomm's guest kernel)"};
+			return missing(options.device);
 		return Error{err, options.device + ": " + std::strerror(-err)};
 	}
 	auto block = m->readNumber("device_block_size");

@@ -23,6 +23,10 @@ struct MembufOptions {
 // Parses backend.options; an unknown key or a bad value is an error naming it.
 Result<MembufOptions> parseMembufOptions(const std::vector<std::pair<std::string, std::string>> &options);
 
+// The probe (ABI 1.2): the device node and its sysfs directory both exist.
+// Only looks (stat), opens nothing.  -ENODEV names what is missing.
+Status membufPresent(const MembufOptions &options, const std::string &sysfsRoot);
+
 // Memory lifetime equals hint fd lifetime: if the daemon dies, the kernel
 // closes its fds and the memory goes back to the host, unless a copy of
 // each fd is kept outside the daemon (systemd's fd store, through vmrd's

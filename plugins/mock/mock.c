@@ -702,6 +702,20 @@ static int mock_adopt_fds(struct vmrd_backend *b, const struct vmrd_held_fd *fds
 	return 0;
 }
 
+/* The simulated device is always there.  A real backend looks for its
+ * device node or sysfs directory here, below host->sysfs_root, and says
+ * which is missing with -ENODEV; its options are create()'s to check. */
+static int mock_probe(const struct vmrd_host *host, const struct vmrd_option *options, uint32_t n_options, char *msg,
+                      uint32_t msg_size)
+{
+	(void)host;
+	(void)options;
+	(void)n_options;
+	(void)msg;
+	(void)msg_size;
+	return 0;
+}
+
 static const struct vmrd_backend_ops mock_ops = {
         .struct_size = sizeof(struct vmrd_backend_ops),
         .create = mock_create,
@@ -714,12 +728,15 @@ static const struct vmrd_backend_ops mock_ops = {
         .ack_event = mock_ack_event,
         .export_fds = mock_export_fds,
         .adopt_fds = mock_adopt_fds,
+        .probe = mock_probe,
 };
 
+/* A test backend: `backend.name: auto` never picks it, naming it does. */
 static const struct vmrd_plugin_info mock_info = {
         .struct_size = sizeof(struct vmrd_plugin_info),
         .description = "simulated memory device with fault injection, for tests and trials",
         .ops = &mock_ops,
+        .flags = VMRD_PLUGIN_TEST_BACKEND,
 };
 
 VMRD_PLUGIN_EXPORT const struct vmrd_plugin_info *vmrd_plugin_entry_v1(void)

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <optional>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <utility>
@@ -61,6 +62,7 @@ struct vmrd_backend {
 
 	// The C ABI's operations, through plugins/common/backend_adapter.h.
 	static Result<std::unique_ptr<vmrd_backend>> create(const vmrd_host &host, const plugin::Options &options);
+	static Status probe(const vmrd_host &host, const plugin::Options &options);
 	Result<vmrd_backend_state> getState();
 	CallResult plug(uint64_t bytes);
 	CallResult unplug(uint64_t bytes);
@@ -404,6 +406,28 @@ Result<std::unique_ptr<vmrd_backend>> vmrd_backend::create(const vmrd_host &host
 	return b;
 }
 
+// The port is there when the VM was started with the vmrd channel; whether
+// the broker answers on it is create()'s and get_state()'s business.
+Status vmrd_backend::probe(const vmrd_host &, const plugin::Options &options)
+{
+	vmrd_backend b;
+	for (const auto &[key, value] : options) {
+		std::string error;
+		if (int r = applyOption(&b, key, value, error))
+			return Error{r, error};
+	}
+	struct stat st {
+	};
+	if (::stat(b.port.c_str(), &st) == 0)
+		return Ok{};
+	const int err = errno;
+	if (err == ENOENT || err == ENOTDIR)
+		return Error{-ENODEV, "no virtio-serial port " + b.port +
+		                              ": the VM has no vmrd channel (on the host, a virtserialport named "
+		                              "org.vmrd.0; README: virtio-mem)"};
+	return Error{-err, b.port + ": " + std::strerror(err)};
+}
+
 // No round trip while connected: the broker tells this side of every change
 // (replies and size notices), so the state is what it said last.  Only a
 // backend that has not heard from the broker, or lost it, asks.
@@ -449,12 +473,7 @@ namespace {
 
 const vmrd_backend_ops ops = plugin::backendOps<vmrd_backend>();
 
-const vmrd_plugin_info info = {
-        sizeof(vmrd_plugin_info),
-        0,
-        "virtio-mem through the vmrd host broker (virtio-serial)",
-        &ops,
-};
+const vmrd_plugin_info info = plugin::pluginInfo("virtio-mem through the vmrd host broker (virtio-serial)", &ops);
 
 } // namespace
 

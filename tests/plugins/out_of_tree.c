@@ -70,8 +70,12 @@ static const struct vmrd_backend_ops hello_ops = {
         .unplug = hello_unplug,
 };
 
-static const struct vmrd_plugin_info hello_info = {sizeof(struct vmrd_plugin_info), 0, "out-of-tree example",
-                                                   &hello_ops};
+/* Designated too: the members a later minor appends are 0. */
+static const struct vmrd_plugin_info hello_info = {
+        .struct_size = sizeof(struct vmrd_plugin_info),
+        .description = "out-of-tree example",
+        .ops = &hello_ops,
+};
 
 VMRD_PLUGIN_EXPORT const struct vmrd_plugin_info *vmrd_plugin_entry_v1(void)
 {
