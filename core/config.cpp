@@ -21,6 +21,103 @@ namespace vmrd {
 
 namespace {
 
+constexpr const char *autoName = "auto";
+
+// One plugin name of backend.name; false (and an error) if it is none.
+bool readPluginName(YamlReader &r, const YAML::Node &n, const std::string &key, std::string &out)
+{
+	if (!r.scalar(n, key, out))
+		return false;
+	if (validPluginName(out))
+		return true;
+	r.fail(n, key, "'" + out + "' is not a plugin name (only a-z, 0-9 and -)");
+	return false;
+}
+
+void readCandidates(YamlReader &r, const YAML::Node &name, BackendConfig &b)
+{
+	const std::string key = "backend.name";
+	if (name.IsSequence()) {
+		b.choice = BackendConfig::Choice::List;
+		if (name.size() == 0)
+			r.fail(name, key, "an empty list; name at least one backend plugin, or auto");
+		for (size_t i = 0; i < name.size(); i++) {
+			const std::string item = key + "[" + std::to_string(i) + "]";
+			std::string plugin;
+			if (!readPluginName(r, name[i], item, plugin))
+				continue;
+			if (plugin == autoName)
+				r.fail(name[i], item, "auto stands alone (backend.name: auto), not in a list");
+			else if (std::find(b.candidates.begin(), b.candidates.end(), plugin) != b.candidates.end())
+				r.fail(name[i], item, "'" + plugin + "' is listed twice");
+			else
+				b.candidates.push_back(plugin);
+		}
+		return;
+	}
+	std::string plugin;
+	if (!readPluginName(r, name, key, plugin))
+		return;
+	if (plugin == autoName)
+		b.choice = BackendConfig::Choice::Auto;
+	else
+		b.candidates.push_back(plugin);
+}
+
+// The flat form: one plugin's options, passed to it as they are.
+void readFlatOptions(YamlReader &r, const YAML::Node &opts, const std::string &path, const std::string &plugin,
+                     BackendConfig::Options &out)
+{
+	for (const auto &kv : opts) {
+		std::string key;
+		if (!r.scalar(kv.first, path, key))
+			continue;
+		const std::string at = path + "." + key;
+		if (kv.second.IsScalar()) {
+			out.emplace_back(key, kv.second.Scalar());
+			continue;
+		}
+		std::string why = "expected a single value, got " + nodeType(kv.second) +
+		                  " (options are passed flat to the plugin)";
+		if (key == plugin && path == "backend.options")
+			why += "; with one backend in backend.name its options are not keyed by its name: move them "
+			       "up into backend.options";
+		r.fail(kv.second, at, why);
+	}
+}
+
+// The keyed form, for a list or auto: backend.options.NAME.KEY.
+void readKeyedOptions(YamlReader &r, const YAML::Node &opts, BackendConfig &b)
+{
+	for (const auto &kv : opts) {
+		std::string plugin;
+		if (!readPluginName(r, kv.first, "backend.options", plugin))
+			continue;
+		const std::string path = "backend.options." + plugin;
+		if (b.choice == BackendConfig::Choice::List &&
+		    std::find(b.candidates.begin(), b.candidates.end(), plugin) == b.candidates.end()) {
+			std::string list;
+			for (const auto &c : b.candidates)
+				list += (list.empty() ? "" : ", ") + c;
+			r.fail(kv.first, path,
+			       "'" + plugin + "' is not in backend.name [" + list +
+			               "]: with a list, options are keyed by the name of a backend in it (add it to "
+			               "the "
+			               "list or remove its options)");
+			continue;
+		}
+		if (!kv.second.IsMap()) {
+			r.fail(kv.second, path,
+			       "expected the options of backend '" + plugin + "' as a map, got " + nodeType(kv.second) +
+			               ": with a list or auto in backend.name, options are keyed by backend name, e.g. "
+			               "options: {virtio-mem: {port: /dev/virtio-ports/org.vmrd.0}}");
+			continue;
+		}
+		r.map(kv.second, path);
+		readFlatOptions(r, kv.second, path, plugin, b.options[plugin]);
+	}
+}
+
 void readBackend(YamlReader &r, const YAML::Node &n, BackendConfig &b)
 {
 	const std::string p = "backend";
@@ -28,34 +125,22 @@ void readBackend(YamlReader &r, const YAML::Node &n, BackendConfig &b)
 		return;
 	r.onlyKeys(n, p, {"name", "plugin_dir", "call_timeout", "options"});
 	if (YAML::Node name = n["name"]) {
-		if (r.scalar(name, "backend.name", b.name) && !validPluginName(b.name))
-			r.fail(name, "backend.name", "'" + b.name + "' is not a plugin name (only a-z, 0-9 and -)");
+		r.where(name, "backend.name");
+		readCandidates(r, name, b);
 	} else {
-		r.fail(n, p, "missing key 'name' (the backend plugin to load, for example 'mock')");
+		r.fail(n, p, "missing key 'name' (the backend plugin to load, a list of them in order, or auto)");
 	}
 	r.text(n, "plugin_dir", p, b.pluginDir);
 	r.duration(n, "call_timeout", p, b.callTimeout);
 	if (b.callTimeout.count() <= 0)
 		r.fail(n["call_timeout"], "backend.call_timeout", "must be more than 0");
-	if (YAML::Node opts = n["options"]) {
-		if (opts.IsNull())
-			return;
-		if (!r.map(opts, "backend.options"))
-			return;
-		for (const auto &kv : opts) {
-			std::string key, value;
-			if (!r.scalar(kv.first, "backend.options", key))
-				continue;
-			const std::string path = "backend.options." + key;
-			if (!kv.second.IsScalar()) {
-				r.fail(kv.second, path,
-				       "expected a single value, got " + nodeType(kv.second) +
-				               " (options are passed flat to the plugin)");
-				continue;
-			}
-			b.options.emplace_back(key, kv.second.Scalar());
-		}
-	}
+	YAML::Node opts = n["options"];
+	if (!opts || opts.IsNull() || !r.map(opts, "backend.options"))
+		return;
+	if (b.choice != BackendConfig::Choice::One)
+		readKeyedOptions(r, opts, b);
+	else if (!b.candidates.empty())
+		readFlatOptions(r, opts, "backend.options", b.candidates[0], b.options[b.candidates[0]]);
 }
 
 void readPsi(YamlReader &r, const YAML::Node &n, PsiConfig &psi, bool &triggersSet)
@@ -347,6 +432,18 @@ Config readDocument(YamlReader &r, const YAML::Node &root, const std::string &fi
 }
 
 } // namespace
+
+const BackendConfig::Options &BackendConfig::optionsOf(const std::string &name) const
+{
+	static const Options none;
+	auto it = options.find(name);
+	return it == options.end() ? none : it->second;
+}
+
+std::string BackendConfig::optionsKey(const std::string &name) const
+{
+	return choice == Choice::One ? "backend.options" : "backend.options." + name;
+}
 
 Result<Config> parseConfig(const std::string &text, const std::string &file)
 {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,10 +17,23 @@
 namespace vmrd {
 
 struct BackendConfig {
-	std::string name;      // plugin name, [a-z0-9-]+
-	std::string pluginDir; // searched after --plugin-dir, before the built-in directory
+	using Options = std::vector<std::pair<std::string, std::string>>; // passed flat to the plugin
+	// How backend.name chose: one plugin, a list in order of preference, or
+	// `auto` (every installed plugin but test backends, in name order).
+	enum class Choice { One, List, Auto };
+
+	Choice choice = Choice::One;
+	std::vector<std::string> candidates; // plugin names, [a-z0-9-]+; empty for Auto
+	std::string pluginDir;               // searched after --plugin-dir, before the built-in directory
 	Micros callTimeout{std::chrono::seconds(30)};
-	std::vector<std::pair<std::string, std::string>> options; // passed flat to the plugin
+	// By plugin name.  One name takes them flat (backend.options.KEY); a
+	// list or auto takes them keyed by name (backend.options.NAME.KEY).
+	std::map<std::string, Options> options;
+
+	// The options of one plugin; none if the config gives none.
+	const Options &optionsOf(const std::string &name) const;
+	// Where that plugin's options are in the config, for KeyPositions.
+	std::string optionsKey(const std::string &name) const;
 };
 
 struct PsiConfig {

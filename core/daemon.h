@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_selection.h"
 #include "backend_worker.h"
 #include "config.h"
 #include "control.h"
@@ -28,7 +29,8 @@ class Daemon
 public:
 	struct Options {
 		bool dryRun = false;
-		std::string configPath; // re-read on SIGHUP
+		std::string configPath;                  // re-read on SIGHUP
+		std::vector<CandidateVerdict> selection; // how backend.name chose, for vmrdctl status
 	};
 
 	Daemon(const Config &config, std::unique_ptr<Backend> backend, Options options);

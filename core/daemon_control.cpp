@@ -43,9 +43,9 @@ Status Daemon::reload(const std::string &origin)
 	}
 	Config &n = *next;
 	const auto &o = config_;
-	if (n.backend.name != o.backend.name || n.backend.options != o.backend.options ||
-	    n.backend.pluginDir != o.backend.pluginDir || n.paths.procfs != o.paths.procfs ||
-	    n.paths.sysfs != o.paths.sysfs || n.daemon.mlock != o.daemon.mlock ||
+	if (n.backend.choice != o.backend.choice || n.backend.candidates != o.backend.candidates ||
+	    n.backend.options != o.backend.options || n.backend.pluginDir != o.backend.pluginDir ||
+	    n.paths.procfs != o.paths.procfs || n.paths.sysfs != o.paths.sysfs || n.daemon.mlock != o.daemon.mlock ||
 	    n.daemon.oomScoreAdj != o.daemon.oomScoreAdj || n.daemon.trace != o.daemon.trace ||
 	    n.daemon.traceMaxSize != o.daemon.traceMaxSize || n.control.socket != o.control.socket ||
 	    n.control.http != o.control.http || n.guard.cgroup != o.guard.cgroup)
@@ -88,7 +88,8 @@ Result<nlohmann::json> Daemon::onControl(const ControlRequest &request)
 {
 	switch (request.command) {
 	case ControlCommand::Status:
-		return statusJson({*controller_, config_, psi_, describeEarlySignal(), start_, now()});
+		return statusJson(
+		        {*controller_, config_, psi_, options_.selection, describeEarlySignal(), start_, now()});
 	case ControlCommand::Metrics:
 		return nlohmann::json{{"text", metricsText(*controller_, config_.paths.procfs)}};
 	case ControlCommand::Reclaim: {

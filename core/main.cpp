@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // vmrd's command line: check the config, list plugins, or run the daemon.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sysexits.h>
 
 #include <boost/program_options.hpp>
 
+#include "backend_selection.h"
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
@@ -39,11 +41,21 @@ std::vector<std::string> pluginDirs(const Cli &cli, const Config *config)
 	return dirs;
 }
 
+// What backend.name chose here, and why each candidate before it was not.
+void printSelection(const Config &c, const Selection &s)
+{
+	std::cout << "backend.name: " << describeChoice(c.backend) << "\n";
+	for (const auto &v : s.verdicts)
+		std::cout << "  " << v.name << ": " << verdictName(v.kind) << ": " << v.reason << "\n";
+	if (!s.plugin)
+		std::cout << "  none present: vmrd would exit 78\n";
+}
+
 int listPlugins(const Cli &cli)
 {
 	std::optional<Config> config;
 	// The default config is optional here; one named with --config is not.
-	if (cli.configGiven) {
+	if (cli.configGiven || std::filesystem::exists(cli.config)) {
 		auto c = loadConfig(cli.config);
 		if (!c) {
 			std::cerr << c.error().message << "\n";
@@ -68,14 +80,37 @@ int listPlugins(const Cli &cli)
 			std::cout << " " << d;
 		std::cout << "\n";
 	}
+	if (config) {
+		// Loads the candidates and runs their probes: no longer manifests only.
+		auto selection = selectBackend(*config, loader);
+		if (!selection) {
+			std::cerr << selection.error().message << "\n";
+			return EX_CONFIG;
+		}
+		std::cout << "\nchoice of " << config->file << ":\n";
+		printSelection(*config, *selection);
+	}
 	return 0;
 }
 
-void printPlan(const Config &c, const Backend &b, const BackendState &s)
+// The daemon's log says why each candidate before the chosen one was passed over.
+void logSelection(const Selection &s)
+{
+	for (const auto &v : s.verdicts) {
+		const std::string line = "backend '" + v.name + "': " + verdictName(v.kind) + ": " + v.reason;
+		if (v.kind == CandidateVerdict::Kind::Failed)
+			logWarning(line + (s.plugin ? "; the next candidate was tried" : ""));
+		else
+			logInfo(line);
+	}
+}
+
+void printPlan(const Config &c, const Selection &selection, const Backend &b, const BackendState &s)
 {
 	const auto &info = b.plugin().info();
-	std::cout << "config " << c.file << " is valid\n"
-	          << "backend: " << info.name << " " << info.version << " (" << info.vendor << ", ABI " << info.abiMajor
+	std::cout << "config " << c.file << " is valid\n";
+	printSelection(c, selection);
+	std::cout << "backend: " << info.name << " " << info.version << " (" << info.vendor << ", ABI " << info.abiMajor
 	          << "." << info.abiMinor << ") from " << info.path << "\n"
 	          << "  about: " << info.description << "\n"
 	          << "  device: " << formatSize(s.plugged) << " plugged, range " << formatSize(s.minBytes) << " to "
@@ -157,14 +192,22 @@ int main(int argc, char **argv)
 	setLogLevel(cli.logLevel.empty() ? config->logLevel : *parseLogLevel(cli.logLevel));
 
 	PluginLoader loader(pluginDirs(cli, &*config));
-	auto plugin = loader.load(config->backend.name);
-	if (!plugin) {
-		logError(config->where.at("backend.name") + ": " + plugin.error().message);
+	auto selection = selectBackend(*config, loader);
+	if (!selection) {
+		logError(selection.error().message);
 		return EX_CONFIG;
 	}
-	auto backend = Backend::create(*plugin, config->backend.options, {config->paths.procfs, config->paths.sysfs});
+	if (!cli.checkConfig)
+		logSelection(*selection);
+	if (!selection->plugin) {
+		logError(config->where.at("backend.name") + ": " + describeNoBackend(*selection));
+		return EX_CONFIG;
+	}
+	const std::string name = selection->plugin->info().name;
+	const BackendConfig::Options &options = config->backend.optionsOf(name);
+	auto backend = Backend::create(selection->plugin, options, {config->paths.procfs, config->paths.sysfs});
 	if (!backend) {
-		logError(config->where.at(config->backend.options.empty() ? "backend.name" : "backend.options") + ": " +
+		logError(config->where.at(options.empty() ? "backend.name" : config->backend.optionsKey(name)) + ": " +
 		         backend.error().message);
 		return EX_CONFIG;
 	}
@@ -174,9 +217,9 @@ int main(int argc, char **argv)
 			logError(state.error().message);
 			return EX_CONFIG;
 		}
-		printPlan(*config, **backend, *state);
+		printPlan(*config, *selection, **backend, *state);
 		return 0;
 	}
-	Daemon daemon(*config, std::move(*backend), {cli.dryRun, cli.config});
+	Daemon daemon(*config, std::move(*backend), {cli.dryRun, cli.config, selection->verdicts});
 	return daemon.run();
 }

@@ -42,6 +42,11 @@ nlohmann::json statusJson(const StatusView &v)
 	             {"max", state.maxBytes},
 	             {"block_size", state.blockSize},
 	             {"in_flight", inFlight ? json(*inFlight) : json(nullptr)}};
+	json candidates = json::array();
+	for (const auto &s : v.selection)
+		candidates.push_back({{"name", s.name}, {"verdict", verdictName(s.kind)}, {"reason", s.reason}});
+	backend["chosen_by"] = describeChoice(v.config.backend);
+	backend["candidates"] = candidates;
 	json policyState = json::object();
 	for (const auto &[key, value] : c.policyState(v.now))
 		policyState[key] = value;

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend_selection.h"
 #include "config.h"
 #include "controller.h"
 #include "psi_monitor.h"
@@ -16,7 +17,8 @@ struct StatusView {
 	const Controller &controller;
 	const Config &config;
 	const PsiMonitor &psi;
-	std::string earlySignal; // what it is and whether armed, or why there is none
+	const std::vector<CandidateVerdict> &selection; // how backend.name chose the backend
+	std::string earlySignal;                        // what it is and whether armed, or why there is none
 	TimePoint start;
 	TimePoint now;
 };

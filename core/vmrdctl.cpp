@@ -116,6 +116,14 @@ void printStatus(const json &s)
 	          << (b["connected"].get<bool>() ? "connected" : "NOT connected") << ", " << size(b["plugged"])
 	          << " plugged (range " << size(b["min"]) << " to " << size(b["max"]) << ", block "
 	          << size(b["block_size"]) << ")\n";
+	if (b.contains("candidates")) {
+		std::cout << "           chosen by backend.name: " << b["chosen_by"].get<std::string>() << "\n";
+		for (const json &c : b["candidates"])
+			if (c["verdict"] != "chosen")
+				std::cout << "           not " << c["name"].get<std::string>() << " ("
+				          << c["verdict"].get<std::string>() << "): " << c["reason"].get<std::string>()
+				          << "\n";
+	}
 	if (!b["in_flight"].is_null())
 		std::cout << "           in flight: " << b["in_flight"].get<std::string>() << "\n";
 	const json &l = s["limits"];

@@ -68,7 +68,8 @@ TEST(Units, Formatting)
 TEST(Config, MinimalGetsDefaults)
 {
 	Config c = parseOk(minimal);
-	EXPECT_EQ(c.backend.name, "mock");
+	EXPECT_EQ(c.backend.choice, BackendConfig::Choice::One);
+	EXPECT_EQ(c.backend.candidates, std::vector<std::string>{"mock"});
 	EXPECT_TRUE(c.psi.system);
 	ASSERT_EQ(c.psi.triggers.size(), 2u);
 	EXPECT_EQ(c.psi.triggers[0].stall, milliseconds(100));
@@ -77,6 +78,32 @@ TEST(Config, MinimalGetsDefaults)
 	EXPECT_EQ(c.policy.growStep, 32ull << 20);
 	EXPECT_EQ(c.limits.max, 0u);
 	EXPECT_EQ(c.paths.procfs, "/proc");
+}
+
+TEST(Config, CandidatesInOrderWithOptionsKeyedByName)
+{
+	Config c = parseOk(R"(version: 1
+backend:
+  name: [gunyah-membuf, virtio-mem]
+  options:
+    virtio-mem: {port: /dev/virtio-ports/other}
+)");
+	EXPECT_EQ(c.backend.choice, BackendConfig::Choice::List);
+	EXPECT_EQ(c.backend.candidates, (std::vector<std::string>{"gunyah-membuf", "virtio-mem"}));
+	ASSERT_EQ(c.backend.optionsOf("virtio-mem").size(), 1u);
+	EXPECT_EQ(c.backend.optionsOf("virtio-mem")[0],
+	          std::make_pair(std::string("port"), std::string("/dev/virtio-ports/other")));
+	EXPECT_TRUE(c.backend.optionsOf("gunyah-membuf").empty());
+	EXPECT_EQ(c.backend.optionsKey("virtio-mem"), "backend.options.virtio-mem");
+	EXPECT_EQ(c.where.at(c.backend.optionsKey("virtio-mem")), "test.yaml:5:17: backend.options.virtio-mem");
+}
+
+TEST(Config, AutoTakesOptionsForAnyPlugin)
+{
+	Config c = parseOk("version: 1\nbackend:\n  name: auto\n  options:\n    mock: {block_size: 4M}\n");
+	EXPECT_EQ(c.backend.choice, BackendConfig::Choice::Auto);
+	EXPECT_TRUE(c.backend.candidates.empty());
+	ASSERT_EQ(c.backend.optionsOf("mock").size(), 1u);
 }
 
 TEST(Config, FullDocument)
@@ -111,9 +138,11 @@ paths:
 )");
 	EXPECT_EQ(c.backend.pluginDir, "/opt/vendor/plugins");
 	EXPECT_EQ(c.backend.callTimeout, seconds(5));
-	ASSERT_EQ(c.backend.options.size(), 2u);
-	EXPECT_EQ(c.backend.options[0], std::make_pair(std::string("block_size"), std::string("2M")));
-	EXPECT_EQ(c.backend.options[1], std::make_pair(std::string("fail_call"), std::string("3")));
+	const BackendConfig::Options &options = c.backend.optionsOf("mock");
+	ASSERT_EQ(options.size(), 2u);
+	EXPECT_EQ(options[0], std::make_pair(std::string("block_size"), std::string("2M")));
+	EXPECT_EQ(options[1], std::make_pair(std::string("fail_call"), std::string("3")));
+	EXPECT_EQ(c.backend.optionsKey("mock"), "backend.options");
 	EXPECT_FALSE(c.psi.system);
 	ASSERT_EQ(c.psi.cgroups.size(), 1u);
 	ASSERT_EQ(c.psi.triggers.size(), 1u);
@@ -219,6 +248,30 @@ INSTANTIATE_TEST_SUITE_P(
                           "limits.min: 2 GiB is more than limits.max 1 GiB"},
                 ErrorCase{"nested_option", minimal + "  options:\n    deep: {a: 1}\n",
                           "test.yaml:5:11: backend.options.deep: expected a single value, got a map"},
+                ErrorCase{"one_name_keyed_options", minimal + "  options:\n    mock: {max: 1G}\n",
+                          "test.yaml:5:11: backend.options.mock: expected a single value, got a map (options are "
+                          "passed flat to the plugin); with one backend in backend.name its options are not keyed "
+                          "by its name: move them up into backend.options"},
+                ErrorCase{"empty_list", "version: 1\nbackend:\n  name: []\n",
+                          "test.yaml:3:9: backend.name: an empty list; name at least one backend plugin, or auto"},
+                ErrorCase{"auto_in_list", "version: 1\nbackend:\n  name: [auto, mock]\n",
+                          "test.yaml:3:10: backend.name[0]: auto stands alone (backend.name: auto), not in a list"},
+                ErrorCase{"listed_twice", "version: 1\nbackend:\n  name: [mock, mock]\n",
+                          "test.yaml:3:16: backend.name[1]: 'mock' is listed twice"},
+                ErrorCase{"bad_name_in_list", "version: 1\nbackend:\n  name: [mock, Mock]\n",
+                          "test.yaml:3:16: backend.name[1]: 'Mock' is not a plugin name (only a-z, 0-9 and -)"},
+                ErrorCase{"name_map", "version: 1\nbackend:\n  name: {mock: 1}\n",
+                          "test.yaml:3:9: backend.name: expected a single value, got a map"},
+                ErrorCase{"options_of_unlisted",
+                          "version: 1\nbackend:\n  name: [virtio-mem]\n  options:\n    mock: {max: 1G}\n",
+                          "test.yaml:5:5: backend.options.mock: 'mock' is not in backend.name [virtio-mem]: with a "
+                          "list, options are keyed by the name of a backend in it"},
+                ErrorCase{"flat_options_with_auto", "version: 1\nbackend:\n  name: auto\n  options:\n    port: /x\n",
+                          "test.yaml:5:11: backend.options.port: expected the options of backend 'port' as a map, "
+                          "got '/x': with a list or auto in backend.name, options are keyed by backend name"},
+                ErrorCase{"keyed_option_nested",
+                          "version: 1\nbackend:\n  name: auto\n  options:\n    mock: {max: [1]}\n",
+                          "test.yaml:5:17: backend.options.mock.max: expected a single value, got a list"},
                 ErrorCase{"bad_level", minimal + "logging:\n  level: loud\n",
                           "logging.level: 'loud' is not error, warning, info or debug"},
                 ErrorCase{"relative_socket", minimal + "control:\n  socket: vmrd.sock\n",
@@ -301,7 +354,9 @@ TEST(Config, DocumentedExampleEqualsDefaults)
 {
 	auto doc = loadConfig(VMRD_SOURCE_DIR "/config/vmrd.yaml");
 	ASSERT_TRUE(doc.ok()) << doc.error().message;
-	Config def = parseOk("version: 1\nbackend: {name: " + doc->backend.name + "}\n");
+	// The shipped config lets vmrd choose: it must work wherever it is installed.
+	EXPECT_EQ(doc->backend.choice, BackendConfig::Choice::Auto);
+	Config def = parseOk("version: 1\nbackend: {name: auto}\n");
 	const Config &d = doc.value();
 	EXPECT_EQ(d.backend.callTimeout, def.backend.callTimeout);
 	EXPECT_EQ(d.psi.system, def.psi.system);

@@ -51,9 +51,15 @@ public:
 	}
 	void fail(const YAML::Node &n, const std::string &key, const std::string &what) { fail(n.Mark(), key, what); }
 
-	bool map(const YAML::Node &n, const std::string &key)
+	// Records where a key was written, for messages after parsing.
+	void where(const YAML::Node &n, const std::string &key)
 	{
 		positions_.add(key, n.Mark().line + 1, n.Mark().column + 1);
+	}
+
+	bool map(const YAML::Node &n, const std::string &key)
+	{
+		where(n, key);
 		if (n.IsMap())
 			return true;
 		fail(n, key, "expected a map, got " + nodeType(n));
@@ -78,7 +84,7 @@ public:
 
 	bool scalar(const YAML::Node &n, const std::string &key, std::string &out)
 	{
-		positions_.add(key, n.Mark().line + 1, n.Mark().column + 1);
+		where(n, key);
 		if (!n.IsScalar()) {
 			fail(n, key,
 			     "expected a single value, got " + (n.IsMap() ? std::string("a map") : nodeType(n)));

@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		// What the loader accepts is consistent.
 		const auto &l = config->limits;
 		FUZZ_CHECK(l.max == 0 || l.min <= l.max);
-		FUZZ_CHECK(!config->backend.name.empty());
+		FUZZ_CHECK((config->backend.choice == vmrd::BackendConfig::Choice::Auto) ==
+		           config->backend.candidates.empty());
 	} else {
 		FUZZ_CHECK(!config.error().message.empty());
 	}
