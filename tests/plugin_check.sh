@@ -12,7 +12,7 @@ set -u
 checker=$1 dir=$2 mock=$3
 shift 3
 clauses='manifest exports entry host-size state-size returns messages partial blocks state-latency release-all
-event-fd held-fds threads cycles'
+event-fd held-fds threads cycles probe'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0 failed=0
@@ -88,6 +88,7 @@ expect_fail check-sticky-event event-fd
 expect_fail check-release-more release-all
 expect_fail check-extra-export exports
 expect_fail check-forgetless held-fds
+expect_fail check-probe-leak probe
 # The manifest fixtures of the loader's tests (broken.c): their create()
 # fails as well, which skips what follows, so only manifest is asked for.
 expect_fail bad-name manifest any-other

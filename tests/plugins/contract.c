@@ -320,6 +320,28 @@ static int contract_adopt_fds(struct vmrd_backend *b, const struct vmrd_held_fd 
 	return 0;
 }
 
+/* The in-memory device is always there.  BREAK_PROBE keeps what it looked
+ * at open: a side effect that outlives the call. */
+static int contract_probe(const struct vmrd_host *host, const struct vmrd_option *options, uint32_t n_options,
+                          char *msg, uint32_t msg_size)
+{
+	(void)options;
+	(void)n_options;
+	if (host->struct_size < offsetof(struct vmrd_host, sysfs_root) + sizeof(host->sysfs_root)) {
+		set_msg(msg, msg_size, "host services struct too short (%u bytes)", host->struct_size);
+		return -EINVAL;
+	}
+#if defined(BREAK_PROBE)
+	if (open(host->sysfs_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) < 0) {
+		const int err = errno;
+
+		set_msg(msg, msg_size, "%s: %s", host->sysfs_root, strerror(err));
+		return -err;
+	}
+#endif
+	return 0;
+}
+
 static const struct vmrd_backend_ops contract_ops = {
         .struct_size = sizeof(struct vmrd_backend_ops),
         .create = contract_create,
@@ -332,6 +354,7 @@ static const struct vmrd_backend_ops contract_ops = {
         .ack_event = contract_ack_event,
         .export_fds = contract_export_fds,
         .adopt_fds = contract_adopt_fds,
+        .probe = contract_probe,
 };
 
 static const struct vmrd_plugin_info contract_info = {

@@ -591,6 +591,55 @@ void heldFds(Harness &h, Report &r)
 	       " after one went back; a stranger adopted was closed");
 }
 
+// probe (ABI 1.2): answers 0, or -ENODEV saying what is missing, or an
+// errno, within 50 ms, and changes nothing: no fd stays open, and a backend
+// created before sees the same device after.
+void probe(Harness &h, Report &r)
+{
+	if (!h.has(&vmrd_backend_ops::probe)) {
+		r.note("not implemented (optional, ABI 1.2): vmrd takes this plugin only where the config names it");
+		return;
+	}
+	h.setMessageSlack(64 << 10); // a message written too far is the messages clause's
+	r.step("calling create() with the given options, to compare the device before and after");
+	std::optional<vmrd_backend_state> before;
+	if (h.create(normalMsgSize).ret == 0)
+		before = state(h, r);
+	const size_t fds = openFds();
+	std::vector<std::chrono::steady_clock::duration> took;
+	Call c;
+	for (int i = 0; i < 21; i++) {
+		r.step("calling probe(), call " + std::to_string(i + 1) + " of 21");
+		const auto start = std::chrono::steady_clock::now();
+		c = h.probe(normalMsgSize);
+		took.push_back(std::chrono::steady_clock::now() - start);
+		if (!knownErrno(c.ret))
+			return r.fail(describe(c) + ": not 0 or a negative errno");
+		if (c.ret == -ENODEV && c.message.empty())
+			return r.fail(describe(c) + " with no message saying what is missing");
+	}
+	std::sort(took.begin(), took.end());
+	const auto ms = [](std::chrono::steady_clock::duration d) {
+		return formatDuration(std::chrono::duration_cast<Micros>(d));
+	};
+	const std::string text = "21 probe() calls took " + ms(took[10]) + " (median), " + ms(took.back()) +
+	                         " at the most; the last " + describe(c);
+	if (took[10] > 50ms)
+		return r.fail(text + "; the median is over 50 ms");
+	if (const size_t now = openFds(); now != fds)
+		return r.fail(std::to_string(now) + " fds open after 21 probe() calls, " + std::to_string(fds) +
+		              " before: probe() must not keep anything open");
+	if (before) {
+		const auto after = state(h, r);
+		if (after && (after->plugged_bytes != before->plugged_bytes || after->max_bytes != before->max_bytes))
+			return r.fail("the backend's device changed under 21 probe() calls: plugged " +
+			              formatSize(before->plugged_bytes) + " of " + formatSize(before->max_bytes) +
+			              " before, " + formatSize(after->plugged_bytes) + " of " +
+			              formatSize(after->max_bytes) + " after");
+	}
+	r.note(text);
+}
+
 using Body = std::function<void(Harness &, Report &, const PluginInfo &)>;
 
 template <void (*F)(Harness &, Report &)> Body body()
@@ -643,6 +692,10 @@ const Clause childClauses[] = {
         {"threads", "\"... destroy() from its main thread and every other operation from one worker thread\"",
          body<threads>()},
         {"cycles", "\"Free the backend.\" (1000 create/destroy cycles leak no fd and no memory)", body<cycles>(), 300s},
+        {"probe",
+         "probe: \"It must be cheap and have no side effects: look, do not open what outlives the call, change "
+         "nothing, and answer within 50 ms.\"",
+         body<probe>()},
 };
 
 class Printer

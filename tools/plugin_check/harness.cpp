@@ -99,14 +99,20 @@ void Host::forget(void *data, const char *name)
 	static_cast<Host *>(data)->forgotten_.emplace_back(name ? name : "(null)");
 }
 
+std::vector<vmrd_option> Harness::optionTable(const Options &extra) const
+{
+	std::vector<vmrd_option> opts;
+	for (const Options *list : {&options_, &extra})
+		for (const auto &[k, v] : *list)
+			opts.push_back({k.c_str(), v.c_str()});
+	return opts;
+}
+
 Call Harness::create(uint32_t msgSize, std::optional<size_t> hostSize, const Options &extra)
 {
 	destroy();
 	host_ = std::make_unique<Host>(hostSize, procfs_, sysfs_);
-	std::vector<vmrd_option> opts;
-	for (const Options *list : {static_cast<const Options *>(&options_), &extra})
-		for (const auto &[k, v] : *list)
-			opts.push_back({k.c_str(), v.c_str()});
+	const std::vector<vmrd_option> opts = optionTable(extra);
 	vmrd_backend *out = nullptr;
 	Call c = call("create()", msgSize, [&](char *msg, uint32_t size) {
 		return ops_.create(host_->get(), opts.data(), static_cast<uint32_t>(opts.size()), &out, msg, size);
@@ -192,6 +198,15 @@ Call Harness::adoptFds(const std::vector<vmrd_held_fd> &fds)
 {
 	return call("adopt_fds(" + std::to_string(fds.size()) + " fds)", 512, [&](char *msg, uint32_t size) {
 		return ops_.adopt_fds(backend_, fds.data(), static_cast<uint32_t>(fds.size()), msg, size);
+	});
+}
+
+Call Harness::probe(uint32_t msgSize)
+{
+	const Host host(std::nullopt, procfs_, sysfs_);
+	const std::vector<vmrd_option> opts = optionTable({});
+	return call("probe()", msgSize, [&](char *msg, uint32_t size) {
+		return ops_.probe(host.get(), opts.data(), static_cast<uint32_t>(opts.size()), msg, size);
 	});
 }
 

@@ -125,6 +125,8 @@ public:
 	// export_fds() with room for `capacity`; `fds` gets what it listed.
 	Call exportFds(std::vector<vmrd_held_fd> &fds, uint32_t capacity = 64);
 	Call adoptFds(const std::vector<vmrd_held_fd> &fds);
+	// probe() with the options and a host of its own: no backend needed.
+	Call probe(uint32_t msgSize = 512);
 	const std::vector<std::string> &forgotten() const { return host_->forgotten(); }
 	vmrd_backend *backend() { return backend_; }
 
@@ -133,6 +135,8 @@ private:
 	const vmrd_backend_ops &ops_;
 	Options options_;
 	std::string procfs_, sysfs_;
+	// The options, then `extra`, as the ABI passes them; they point into both.
+	std::vector<vmrd_option> optionTable(const Options &extra) const;
 	template <typename F> Call call(std::string what, uint32_t msgSize, F f);
 
 	std::unique_ptr<Host> host_; // alive until destroy(), as the ABI promises
