@@ -466,10 +466,35 @@ def test_early_signal(ctx):
                 ctx.note("    " + line)
 
 
+def check_shipped_config(ctx, guest):
+    """issue 19: the shipped config (backend.name: auto) takes virtio-mem on this guest; without the vmrd port's
+    device link, which is all a guest without the port lacks for the probe, vmrd exits 78 naming each
+    candidate's reason."""
+    shipped = guest.run("find /usr -path '*/doc/vmrd/vmrd.yaml'").strip()
+    assert shipped, "the shipped vmrd.yaml is not installed in the guest"
+    out = guest.run(f"vmrd --config {shipped} --check-config 2>&1; echo exit=$?")
+    assert "exit=0" in out and "backend.name: auto\n" in out and "  virtio-mem: chosen: present" in out, out
+    assert "  mock: skipped: a test backend" in out, out
+    port = "/dev/virtio-ports/org.vmrd.0"
+    guest.run(f"mv {port} /tmp/port-link")
+    try:
+        out = guest.run(f"vmrd --config {shipped} 2>&1; echo exit=$?", timeout=30)
+    finally:
+        guest.run(f"mv /tmp/port-link {port}")
+    assert "exit=78" in out and "backend.name: none of the backends is present:" in out, out
+    for reason in ("gunyah-membuf: absent: /dev/qti_virtio_mem is missing", "mock: skipped: a test backend",
+                   f"virtio-mem: absent: no virtio-serial port {port}"):
+        assert "  " + reason in out, f"no '{reason}' in:\n{out}"
+    ctx.note("shipped config: virtio-mem chosen; without the port: exit 78, " + "; ".join(
+        l.strip() for l in out.splitlines() if l.startswith("  ")))
+
+
 def test_plugin_check_on_the_device(ctx):
     """issue 16: vmrd-plugin-check passes every clause of virtio-mem's contract on the real device, through the
-    broker: real plugs and unplugs, 1000 create/destroy cycles over the channel."""
+    broker: real plugs and unplugs, 1000 create/destroy cycles over the channel, its probe (issue 19).  First the
+    shipped config's choice of backend (check_shipped_config)."""
     with Case(ctx) as c:
+        check_shipped_config(ctx, c.guest)
         plugin = c.guest.run("find /usr -name vmrd-backend-virtio-mem.so").strip()
         checker = c.guest.run("find /usr -name vmrd-plugin-check -type f").strip()
         assert plugin and checker, f"not installed in the guest: '{plugin}' '{checker}'"
@@ -478,7 +503,7 @@ def test_plugin_check_on_the_device(ctx):
         passed = re.search(r"^(\d+) passed, 0 failed, 0 skipped$", out, re.M)
         assert "exit=0" in out and passed and int(passed[1]) == out.count("\nPASS ") + out.startswith("PASS "), out
         for line in out.splitlines():
-            if line.startswith("    ") and ("get_state() calls took" in line or "cycles:" in line):
+            if line.startswith("    ") and any(k in line for k in ("get_state() calls took", "cycles:", "probe() calls")):
                 ctx.note(line.strip())
 
 

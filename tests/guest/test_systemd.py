@@ -79,10 +79,9 @@ def test_systemd_guest(ctx):
         assert (enabled, active) == ("disabled", "inactive"), f"after dpkg -i: {enabled}, {active}"
         steps(ctx, t0, "dpkg -i: vmrd.service installed disabled and inactive")
 
-        # The packaged config with only the backend changed (it names mock until the default becomes auto):
-        # with hot-plugged memory left offline vmrd refuses, exit 78, and systemd does not restart it.
-        g.run(f"sed -i 's/^  name: mock$/  name: virtio-mem/' {CONFIG}")
-        assert "name: virtio-mem" in g.run(f"cat {CONFIG}")
+        # The packaged config as it is: backend.name: auto, which takes virtio-mem here (issue 19).  With
+        # hot-plugged memory left offline vmrd refuses, exit 78, and systemd does not restart it.
+        assert re.search(r"^  name: auto$", g.run(f"cat {CONFIG}"), re.M), g.run(f"cat {CONFIG}")
         g.run("systemctl start vmrd", check=False)
         time.sleep(3)  # RestartSec=2: a restart would have come by now
         s = c.show("ActiveState", "Result", "ExecMainStatus", "NRestarts")
@@ -97,6 +96,12 @@ def test_systemd_guest(ctx):
         out = g.run("systemctl reset-failed vmrd && systemctl start vmrd && vmrdctl status --json | tr -d '\\n'; echo")
         status = json.loads(next(l for l in out.splitlines() if l.startswith("{")))
         assert status["backend"]["connected"] and status["psi"], status
+        b = status["backend"]
+        assert (b["name"], b["chosen_by"]) == ("virtio-mem", "auto"), b
+        assert [(v["name"], v["verdict"]) for v in b["candidates"]] == \
+            [("gunyah-membuf", "absent"), ("mock", "skipped"), ("virtio-mem", "chosen")], b["candidates"]
+        steps(ctx, t0, "backend.name: auto chose virtio-mem; " + "; ".join(
+            f"{v['name']} {v['verdict']}: {v['reason']}" for v in b["candidates"][:-1]))
         s = c.show("ActiveState", "SubState", "Type", "StatusText", "ExecMainStartTimestampMonotonic",
                    "ActiveEnterTimestampMonotonic")
         assert (s["ActiveState"], s["SubState"], s["Type"]) == ("active", "running", "notify"), s
