@@ -466,35 +466,26 @@ def test_early_signal(ctx):
                 ctx.note("    " + line)
 
 
-def check_shipped_config(ctx, guest):
-    """issue 19: the shipped config (backend.name: auto) takes virtio-mem on this guest; without the vmrd port's
-    device link, which is all a guest without the port lacks for the probe, vmrd exits 78 naming each
-    candidate's reason."""
+def shipped_config(guest):
+    """Where the guest has config/vmrd.yaml as installed (the docdir)."""
     shipped = guest.run("find /usr -path '*/doc/vmrd/vmrd.yaml'").strip()
     assert shipped, "the shipped vmrd.yaml is not installed in the guest"
-    out = guest.run(f"vmrd --config {shipped} --check-config 2>&1; echo exit=$?")
+    return shipped
+
+
+def check_shipped_config(ctx, guest):
+    """issue 19: the shipped config (backend.name: auto) takes virtio-mem on this guest."""
+    out = guest.run(f"vmrd --config {shipped_config(guest)} --check-config 2>&1; echo exit=$?")
     assert "exit=0" in out and "backend.name: auto\n" in out and "  virtio-mem: chosen: present" in out, out
     assert "  mock: skipped: a test backend" in out, out
-    port = "/dev/virtio-ports/org.vmrd.0"
-    guest.run(f"mv {port} /tmp/port-link")
-    try:
-        out = guest.run(f"vmrd --config {shipped} 2>&1; echo exit=$?", timeout=30)
-    finally:
-        guest.run(f"mv /tmp/port-link {port}")
-    assert "exit=78" in out and "backend.name: none of the backends is present:" in out, out
-    for reason in ("gunyah-membuf: absent: /dev/qti_virtio_mem is missing", "mock: skipped: a test backend",
-                   f"virtio-mem: absent: no virtio-serial port {port}"):
-        assert "  " + reason in out, f"no '{reason}' in:\n{out}"
-    ctx.note("shipped config: virtio-mem chosen; without the port: exit 78, " + "; ".join(
-        l.strip() for l in out.splitlines() if l.startswith("  ")))
+    ctx.note("shipped config: " + "; ".join(l.strip() for l in out.splitlines() if l.startswith("  ")))
 
 
 def test_plugin_check_on_the_device(ctx):
     """issue 16: vmrd-plugin-check passes every clause of virtio-mem's contract on the real device, through the
-    broker: real plugs and unplugs, 1000 create/destroy cycles over the channel, its probe (issue 19).  First the
+    broker: real plugs and unplugs, 1000 create/destroy cycles over the channel, its probe (issue 19).  Then the
     shipped config's choice of backend (check_shipped_config)."""
     with Case(ctx) as c:
-        check_shipped_config(ctx, c.guest)
         plugin = c.guest.run("find /usr -name vmrd-backend-virtio-mem.so").strip()
         checker = c.guest.run("find /usr -name vmrd-plugin-check -type f").strip()
         assert plugin and checker, f"not installed in the guest: '{plugin}' '{checker}'"
@@ -505,6 +496,19 @@ def test_plugin_check_on_the_device(ctx):
         for line in out.splitlines():
             if line.startswith("    ") and any(k in line for k in ("get_state() calls took", "cycles:", "probe() calls")):
                 ctx.note(line.strip())
+        check_shipped_config(ctx, c.guest)
+
+
+def test_no_vmrd_port(ctx):
+    """issue 19: in a VM without the vmrd virtio-serial port (and no qti_virtio_mem), vmrd with the shipped config
+    exits 78 and names what each candidate said."""
+    with Case(ctx, broker=False, zram=None, port=False) as c:
+        out = c.guest.run(f"vmrd --config {shipped_config(c.guest)} 2>&1; echo exit=$?", timeout=30)
+        assert "exit=78" in out and "backend.name: none of the backends is present:" in out, out
+        for reason in ("gunyah-membuf: absent: /dev/qti_virtio_mem is missing", "mock: skipped: a test backend",
+                       "virtio-mem: absent: no virtio-serial port /dev/virtio-ports/org.vmrd.0"):
+            assert "  " + reason in out, f"no '{reason}' in:\n{out}"
+        ctx.note("exit 78: " + "; ".join(l.strip() for l in out.splitlines() if l.startswith("  ")))
 
 
 TESTS = [
@@ -520,6 +524,7 @@ TESTS = [
     test_service_view,
     test_early_signal,
     test_plugin_check_on_the_device,
+    test_no_vmrd_port,
 ]
 
 

@@ -22,14 +22,14 @@ backend:
 
 class Case:
     """One test: a guest, optionally a broker, and vmrd in the guest.  root: the systemd guest's disk image;
-    hidden: RAM the guest's kernel leaves alone (Guest)."""
+    hidden: RAM the guest's kernel leaves alone; port: whether the VM has the vmrd port (Guest)."""
 
     def __init__(self, ctx, series="6.1", zram="1G", broker=True, max_size=3 * GiB, memory="512M",
-                 memhp="online_movable", root=None, hidden=None):
+                 memhp="online_movable", root=None, hidden=None, port=True):
         self.ctx = ctx
         self.work = tempfile.mkdtemp(prefix="vmrd-guest-", dir=ctx.work)
         self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp, root=root,
-                           hidden=hidden)
+                           hidden=hidden, port=port)
         self.broker = None
         try:
             if broker:

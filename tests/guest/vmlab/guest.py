@@ -143,10 +143,10 @@ class Guest(Console):
     disk: an image the guest reads as /dev/vda; root: an image (build-rootfs.sh) booted as the root file system
     on /dev/vda instead, with systemd as PID 1.
     hidden: that much RAM more, which the guest's kernel does not use (mem=): memory to hot-plug by other means
-    than virtio-mem (hidden_range())."""
+    than virtio-mem (hidden_range()).  port: False for a VM without the vmrd virtio-serial port."""
 
     def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None,
-                 root=None, hidden=None):
+                 root=None, hidden=None, port=True):
         self.work = work
         self.series = series
         self.zram = zram
@@ -175,9 +175,10 @@ class Guest(Console):
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-qmp", f"unix:{self.broker_qmp},server=on,wait=off",
             "-device", "virtio-serial-pci",
-            "-chardev", f"socket,id=ch0,path={self.channel},server=on,wait=off",
-            "-device", "virtserialport,chardev=ch0,name=org.vmrd.0",
         ]
+        if port:
+            cmd += ["-chardev", f"socket,id=ch0,path={self.channel},server=on,wait=off",
+                    "-device", "virtserialport,chardev=ch0,name=org.vmrd.0"]
         if disk:  # read-only, as /dev/vda
             cmd += ["-drive", f"file={disk},if=virtio,format=raw,readonly=on"]
         if root:
