@@ -116,7 +116,7 @@ void printStatus(const json &s)
 	          << (b["connected"].get<bool>() ? "connected" : "NOT connected") << ", " << size(b["plugged"])
 	          << " plugged (range " << size(b["min"]) << " to " << size(b["max"]) << ", block "
 	          << size(b["block_size"]) << ")\n";
-	if (b.contains("candidates")) {
+	if (b.contains("candidates")) { // a vmrd older than backend lists does not say: during an upgrade
 		std::cout << "           chosen by backend.name: " << b["chosen_by"].get<std::string>() << "\n";
 		for (const json &c : b["candidates"])
 			if (c["verdict"] != "chosen")
