@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -22,6 +23,30 @@
 #include "temp_dir.h"
 
 extern char **environ;
+
+// In a cross build the programs a test starts are the target's too, and the
+// kernel runs them only through the cross file's wrapper (qemu-user, no
+// binfmt; tests/meson.build passes it in VMRD_TEST_WRAPPER): its words, each
+// followed by a space, to put before a program in a shell command; empty in
+// a native build.
+inline std::string testWrapper()
+{
+	const char *w = std::getenv("VMRD_TEST_WRAPPER");
+	return w && *w ? std::string(w) + " " : "";
+}
+
+// A command line of the build's programs, as the kernel can run it: after
+// testWrapper()'s words, for Process and for programs that start others
+// (fd-holder).
+inline std::vector<std::string> wrapped(const std::vector<std::string> &args)
+{
+	std::vector<std::string> command;
+	std::istringstream words(testWrapper());
+	for (std::string word; words >> word;)
+		command.push_back(word);
+	command.insert(command.end(), args.begin(), args.end());
+	return command;
+}
 
 class Process
 {
@@ -41,10 +66,15 @@ public:
 		if (const std::string notify = openNotifySocket(); !notify.empty())
 			envStrings.push_back("NOTIFY_SOCKET=" + notify);
 		envStrings.insert(envStrings.end(), env.begin(), env.end());
+		// The build's programs go through the wrapper; the system's (a
+		// shell, env) are the host's, and are given the build's program
+		// wrapped already.
+		const bool system = args.at(0).rfind("/bin/", 0) == 0 || args.at(0).rfind("/usr/bin/", 0) == 0;
+		const std::vector<std::string> command = system ? args : wrapped(args);
 		// Built before fork: the child of a threaded parent may only call
 		// async-signal-safe functions, which allocation is not.
 		std::vector<char *> argv, envp;
-		for (const auto &a : args)
+		for (const auto &a : command)
 			argv.push_back(const_cast<char *>(a.c_str()));
 		argv.push_back(nullptr);
 		for (const auto &e : envStrings)

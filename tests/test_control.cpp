@@ -487,8 +487,8 @@ TEST_F(ControlTest, LogsCarryJournaldPrioritiesWhenStderrIsTheJournal)
 {
 	// systemd names the stream it connected to stderr in JOURNAL_STREAM;
 	// here stderr is a file, named the same way.
-	const std::string script = "export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); exec " + vmrdBinary +
-	                           " --config " + config_ + " --plugin-dir " + MOCK_PLUGIN_DIR;
+	const std::string script = "export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); exec " + testWrapper() +
+	                           vmrdBinary + " --config " + config_ + " --plugin-dir " + MOCK_PLUGIN_DIR;
 	Process p({"/bin/sh", "-c", script});
 	ASSERT_TRUE(p.waitForReady(10s)) << p.err();
 	p.signal(SIGTERM);

@@ -43,7 +43,10 @@ TEST(FdStore, HeldMemoryOutlivesAKilledDaemon)
 {
 	TempDir dir;
 	const std::string socket = dir.path() + "/control.sock";
-	Process p({holder, "-r", "1", vmrd, "--config", config(dir), "--plugin-dir", MOCK_PLUGIN_DIR});
+	std::vector<std::string> command{holder, "-r", "1"};
+	for (const auto &a : wrapped({vmrd, "--config", config(dir), "--plugin-dir", MOCK_PLUGIN_DIR}))
+		command.push_back(a);
+	Process p(command);
 	ASSERT_TRUE(p.waitForStdout("ready", 10s)) << p.out() << p.err();
 
 	auto grow = runProgram(vmrdctl, {"--socket", socket, "grow", "192M"});
@@ -73,8 +76,10 @@ TEST(FdStore, HeldMemoryOutlivesAKilledDaemon)
 TEST(FdStore, WithoutAKeeperTheLogSaysWhatARestartCosts)
 {
 	TempDir dir;
-	Process p({"/usr/bin/env", "-u", "NOTIFY_SOCKET", vmrd, "--config", config(dir), "--plugin-dir",
-	           MOCK_PLUGIN_DIR});
+	std::vector<std::string> command{"/usr/bin/env", "-u", "NOTIFY_SOCKET"};
+	for (const auto &a : wrapped({vmrd, "--config", config(dir), "--plugin-dir", MOCK_PLUGIN_DIR}))
+		command.push_back(a);
+	Process p(command);
 	ASSERT_TRUE(p.waitForStderr("running with backend", 10s)) << p.err();
 	EXPECT_NE(p.err().find("holds its memory in file descriptors, and no systemd keeps them"), std::string::npos)
 	        << p.err();
