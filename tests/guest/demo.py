@@ -7,8 +7,11 @@
 # in the guest.  At the end: a summary and a PNG timeline drawn from vmrd's
 # event log.  Ctrl-C stops everything it started.
 #
-# usage: demo.py BUILD_DIR WORKLOAD BROKER PLOT [ROUNDS]
+# usage: demo.py BUILD_DIR WORKLOAD BROKER PLOT [ROUNDS] [--arch arm64]
+# BUILD_DIR is the guest's build (the arm64 cross build with --arch arm64);
+# BROKER runs on the host.
 
+import argparse
 import json
 import os
 import shutil
@@ -18,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from vmlab import DAEMON_CONFIG, MiB, Broker, Guest, Skip, build_guest
+from vmlab import ARCHES, DAEMON_CONFIG, MiB, Broker, Guest, Skip, build_guest
 
 WORKLOAD_MIB = 1200  # on a 512 MiB guest: it has to grow
 RAMP_MS, HOLD_MS = 12000, 10000
@@ -79,20 +82,25 @@ def main():
     # that started the demo made it ignore SIGINT (a background job).
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
-    build, workload, broker, plot = (os.path.abspath(a) for a in sys.argv[1:5])
-    rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    parser = argparse.ArgumentParser(description="vmrd's demo in a real guest")
+    for name in ("build", "workload", "broker", "plot"):
+        parser.add_argument(name, type=os.path.abspath)
+    parser.add_argument("rounds", type=int, nargs="?", default=1)
+    parser.add_argument("--arch", choices=sorted(ARCHES), default="amd64", help="the guest's architecture")
+    args = parser.parse_args()
+    build, workload, broker, plot, rounds = args.build, args.workload, args.broker, args.plot, args.rounds
     out_dir = os.path.join(build, "demo")
     os.makedirs(out_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vmrd-demo-")
     guest = host = None
     try:
-        print("building the guest (Debian 6.1 cloud kernel, busybox, vmrd as installed)...", flush=True)
+        print(f"building the {args.arch} guest (Debian 6.1 cloud kernel, busybox, vmrd as installed)...", flush=True)
         try:
             kernel, initrd, release = build_guest(build, workload, work, "6.1")
         except (Skip, AssertionError) as e:
             print(f"demo: cannot build the guest: {e}", file=sys.stderr)
             return 1
-        guest = Guest({"6.1": (kernel, initrd)}, work)
+        guest = Guest({"6.1": (kernel, initrd)}, work, arch=args.arch)
         print(f"guest booted in {guest.boot_seconds:.1f}s: kernel {release}, 512 MiB, 1 GiB zram swap, "
               "virtio-mem device of up to 4 GiB (the broker allows 3 GiB)", flush=True)
         host = Broker(broker, work, guest)
@@ -133,7 +141,8 @@ def main():
             f.write(log + "\n")
         png = os.path.join(out_dir, "timeline.png")
         drawn = subprocess.run([plot, "-o", png, "--title", f"vmrd demo: guest memory with a {WORKLOAD_MIB} MiB "
-                                "workload (Debian 6.1 kernel, virtio-mem)", events], capture_output=True, text=True)
+                                f"workload (Debian 6.1 {args.arch} kernel, virtio-mem)", events],
+                               capture_output=True, text=True)
         print("\nsummary", flush=True)
         print(f"  peak guest size   {demo.peak_total / MiB:.0f} MiB (MemTotal; {demo.peak_plugged / MiB:.0f} MiB "
               "plugged by virtio-mem)")

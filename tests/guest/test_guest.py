@@ -61,9 +61,11 @@ def check_daemon_memory(c):
     hwm = int(re.search(r"VmHWM:\s+(\d+) kB", c.guest.run(f"cat /proc/{pid}/status")).group(1)) * 1024
     maps, name = {}, None
     for line in c.guest.run(f"cat /proc/{pid}/smaps").splitlines():
-        m = re.match(r"[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+ *(.*)$", line)
+        m = re.match(r"[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+ *(.*)$", line)
         if m:
-            name = os.path.basename(m.group(1)) or "[anon]"
+            # Inaccessible mappings hold no memory: on arm64 the gaps that the 64 KiB segment alignment leaves
+            # inside a shared object.
+            name = None if m.group(1).startswith("---") else os.path.basename(m.group(2)) or "[anon]"
             continue
         m = re.match(r"(Size|Rss|Locked): +(\d+) kB", line)
         if m and name:
@@ -135,15 +137,14 @@ def kernel_complaints(c):
     return c.guest.run("dmesg | grep -E 'Bad page|BUG:|Oops|general protection' || true")
 
 
-def test_data_integrity_through_resizes(ctx):
-    """3: 50 shrink/grow cycles through vmrd under checksummed memory: 0 bad pages, 0 OOM kills."""
+def test_data_integrity_through_resizes(ctx, cycles=50):
+    """3: `cycles` shrink/grow cycles through vmrd under checksummed memory: 0 bad pages, 0 OOM kills."""
     # The workload's pages are allocated after a first grow, so they sit in
     # the plugged (movable) memory, and shrinks migrate some of them.
     # vmrdctl drives the cycles; they go through the daemon, the backend,
     # the broker and QMP to the guest driver, like any resize.  vmrd's own
     # policy keeps no headroom and waits 10 min to shrink, so it does not
     # get in between.
-    cycles = 50
     with Case(ctx) as c:
         c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\n"
                             "policy: {preset: server, headroom: 0, shrink_hold: 10m, backoff_max: 10m}\n"
@@ -299,15 +300,20 @@ def test_broker_survives_qemu_restart(ctx):
 def test_psi_windows_on_both_kernels(ctx):
     """6: the rfc-reference preset's 50 ms window falls back to 500 ms on 6.1 and is taken as is on 6.12; both grow."""
     for series, expect_fallback in (("6.1", True), ("6.12", False)):
-        with Case(ctx, series=series) as c:
-            c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\npolicy: {preset: rfc-reference}\n"
-                                "limits: {min_interval: 0s}")
-            log = c.vmrd_log()
-            fell_back = "refused by the kernel" in log and "armed some 50ms/500ms" in log
-            assert fell_back == expect_fallback, f"{series}: fallback {fell_back}, expected {expect_fallback}:\n{log}"
-            c.guest.run("workload 800 3000 1000", timeout=240)
-            wait_for("growth", lambda: c.size() > 0, 30, 0.5)
-            ctx.note(f"{series} ({c.guest.kernel_release}): fallback {fell_back}, grew to {c.size() // MiB} MiB")
+        check_psi_window(ctx, series, expect_fallback)
+
+
+def check_psi_window(ctx, series, expect_fallback):
+    """The rfc-reference preset's 50 ms window: fallen back to 500 ms or not, as expected; then growth."""
+    with Case(ctx, series=series) as c:
+        c.start_vmrd(config="version: 1\nbackend: {name: virtio-mem}\npolicy: {preset: rfc-reference}\n"
+                            "limits: {min_interval: 0s}")
+        log = c.vmrd_log()
+        fell_back = "refused by the kernel" in log and "armed some 50ms/500ms" in log
+        assert fell_back == expect_fallback, f"{series}: fallback {fell_back}, expected {expect_fallback}:\n{log}"
+        c.guest.run("workload 800 3000 1000", timeout=240)
+        wait_for("growth", lambda: c.size() > 0, 30, 0.5)
+        ctx.note(f"{series} ({c.guest.kernel_release}): fallback {fell_back}, grew to {c.size() // MiB} MiB")
 
 
 def test_guard_without_swap(ctx):

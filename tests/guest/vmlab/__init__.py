@@ -3,9 +3,9 @@
 
 from .broker import Broker
 from .case import DAEMON_CONFIG, Case, Context, run_tap
-from .guest import Guest, build_guest, build_rootfs
+from .guest import ARCHES, Guest, build_guest, build_rootfs
 from .qmp import Qmp
 from .util import GiB, MiB, Skip, die_with_parent, wait_for
 
-__all__ = ["Broker", "DAEMON_CONFIG", "Case", "Context", "run_tap", "Guest", "build_guest", "build_rootfs", "Qmp",
+__all__ = ["ARCHES", "Broker", "DAEMON_CONFIG", "Case", "Context", "run_tap", "Guest", "build_guest", "build_rootfs", "Qmp",
            "GiB", "MiB", "Skip", "die_with_parent", "wait_for"]

@@ -9,7 +9,7 @@ import time
 import traceback
 
 from .broker import Broker
-from .guest import Guest, build_guest
+from .guest import ARCHES, Guest, build_guest
 from .util import GiB, Skip
 
 # vmrd's config in the tests and the demo: the defaults.
@@ -29,7 +29,7 @@ class Case:
         self.ctx = ctx
         self.work = tempfile.mkdtemp(prefix="vmrd-guest-", dir=ctx.work)
         self.guest = Guest(ctx.images, self.work, series=series, zram=zram, memory=memory, memhp=memhp, root=root,
-                           hidden=hidden, port=port)
+                           hidden=hidden, port=port, arch=ctx.arch)
         self.broker = None
         try:
             if broker:
@@ -80,12 +80,16 @@ class Case:
 
 
 class Context:
-    """What the tests of one run share: the built programs, the guest images, and each test's notes."""
+    """What the tests of one run share: the built programs, the guest images, and each test's notes.
+    build: the host's programs (vmrd-replay); guest_build: the guest's (by default the same build), of
+    architecture `arch` (a key of ARCHES), whose WORKLOAD is given."""
 
-    def __init__(self, build, workload, broker):
+    def __init__(self, build, workload, broker, arch="amd64", guest_build=None):
         self.build = build
         self.workload = workload
         self.broker = broker
+        self.arch = arch
+        self.guest_build = guest_build or build
         self.work = tempfile.mkdtemp(prefix="vmrd-vmlab-")
         self.images = {}
         self.details = []
@@ -99,6 +103,8 @@ class Context:
 
     def save_trace(self, case, name):
         text = case.guest.run("cat /tmp/trace.jsonl", check=False)
+        if self.arch != "amd64":
+            name = f"{self.arch}-{name}"
         path = os.path.join(self.build, "meson-logs", name)
         with open(path, "w") as f:
             f.write(text + "\n")
@@ -116,23 +122,24 @@ class Context:
         return r.stdout.strip()
 
     def prepare(self, series=("6.1", "6.12")):
-        for tool in ("qemu-system-x86_64", "cpio", "depmod", "xz"):
+        for tool in [ARCHES[self.arch]["qemu"], "cpio", "depmod", "xz"] + ARCHES[self.arch]["build_tools"]:
             if not shutil.which(tool) and not os.path.exists(f"/sbin/{tool}"):
                 raise Skip(f"{tool} is not installed (./run test installs it)")
-        if not os.path.exists("/bin/busybox"):
+        if self.arch == "amd64" and not os.path.exists("/bin/busybox"):
             raise Skip("busybox-static is not installed")
         for s in series:
-            kernel, initrd, _ = build_guest(self.build, self.workload, os.path.join(self.work, "images"), s)
+            kernel, initrd, _ = build_guest(self.guest_build, self.workload, os.path.join(self.work, "images"), s)
             self.images[s] = (kernel, initrd)
 
 
-def run_tap(tests, argv, series=("6.1", "6.12")):
+def run_tap(tests, argv, series=("6.1", "6.12"), arch="amd64", guest_build=None):
     """Runs the tests named in argv (BUILD_DIR WORKLOAD BROKER [TEST ...]; all without names) as TAP, on guests
-    of the kernel series given.  Returns the exit code."""
+    of the kernel series and architecture given (Context).  Returns the exit code."""
     build, workload, broker = argv[:3]
     wanted = argv[3:]
     tests = [t for t in tests if not wanted or t.__name__ in wanted]
-    ctx = Context(os.path.abspath(build), os.path.abspath(workload), os.path.abspath(broker))
+    ctx = Context(os.path.abspath(build), os.path.abspath(workload), os.path.abspath(broker), arch,
+                  guest_build and os.path.abspath(guest_build))
     print(f"1..{len(tests)}", flush=True)
     try:
         ctx.prepare(series)

@@ -138,15 +138,27 @@ class Console:
             return "\n".join(self.console[-n:])
 
 
+# What differs between the architectures a guest can have (Debian's names): QEMU, its machine, the serial
+# console, and what build-guest.sh needs beyond the rest (qemu-user lists an arm64 program's libraries).
+# arm64 runs TCG's `max` CPU with QEMU's own pointer authentication (pauth-impdef), much faster to emulate
+# than the architected algorithm (meson/README.md has the numbers).
+ARCHES = {
+    "amd64": {"qemu": "qemu-system-x86_64", "machine": [], "console": "ttyS0", "build_tools": []},
+    "arm64": {"qemu": "qemu-system-aarch64", "machine": ["-M", "virt", "-cpu", "max,pauth-impdef=on"],
+              "console": "ttyAMA0", "build_tools": ["qemu-aarch64"]},
+}
+
+
 class Guest(Console):
     """A QEMU guest with a console command loop, QMP, virtio-mem and a virtio-serial port.
     disk: an image the guest reads as /dev/vda; root: an image (build-rootfs.sh) booted as the root file system
     on /dev/vda instead, with systemd as PID 1.
     hidden: that much RAM more, which the guest's kernel does not use (mem=): memory to hot-plug by other means
-    than virtio-mem (hidden_range()).  port: False for a VM without the vmrd virtio-serial port."""
+    than virtio-mem (hidden_range()).  port: False for a VM without the vmrd virtio-serial port.
+    arch: a key of ARCHES, the architecture the images were built for."""
 
     def __init__(self, images, work, series="6.1", memory="512M", zram="1G", memhp="online_movable", disk=None,
-                 root=None, hidden=None, port=True):
+                 root=None, hidden=None, port=True, arch="amd64"):
         self.work = work
         self.series = series
         self.zram = zram
@@ -155,7 +167,8 @@ class Guest(Console):
         self.broker_qmp = os.path.join(work, "qmp-broker.sock")
         self.channel = os.path.join(work, "guest-channel.sock")
         accel = "tcg"
-        append = f"console=ttyS0 memhp_default_state={memhp} psi=1 panic=-1 loglevel=3"
+        machine = ARCHES[arch]
+        append = f"console={machine['console']} memhp_default_state={memhp} psi=1 panic=-1 loglevel=3"
         if root:
             append += " root=/dev/vda systemd.show_status=false"
         self.hidden_base = None
@@ -166,7 +179,7 @@ class Guest(Console):
             # The memmap of memory plugged when memory ran out goes on that memory (qti_virtio_mem's OOM notifier).
             append += f" mem={memory} memory_hotplug.memmap_on_memory=1"
         cmd = [
-            "qemu-system-x86_64", "-accel", accel, "-m", f"{ram},maxmem=9G", "-smp", "2",
+            machine["qemu"], *machine["machine"], "-accel", accel, "-m", f"{ram},maxmem=9G", "-smp", "2",
             "-object", "memory-backend-ram,id=vmem0,size=4G",
             "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,block-size=2M,requested-size=0",
             "-kernel", kernel, "-initrd", initrd,
