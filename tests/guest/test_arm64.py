@@ -38,7 +38,7 @@ def main(argv):
         return 0
     r = subprocess.run(["ninja", "-C", arm64_build], capture_output=True, text=True)
     if r.returncode != 0:
-        print(f"Bail out! the arm64 build failed:\n# " + "\n# ".join((r.stdout + r.stderr).splitlines()[-30:]))
+        print("Bail out! the arm64 build failed:\n# " + "\n# ".join((r.stdout + r.stderr).splitlines()[-30:]))
         return 1
     workload = os.path.join(arm64_build, "tests", "guest", "guest-workload")
     return run_tap(TESTS, [build, workload, broker] + argv[3:], series=("6.1",), arch="arm64",
