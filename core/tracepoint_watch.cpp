@@ -35,15 +35,17 @@ std::string trim(std::string_view s)
 	return std::string(s.substr(begin, s.find_last_not_of(" \t\n") - begin + 1));
 }
 
-// A decimal number of at most 9 digits (no sign, no spaces).
-std::optional<int> parseSmallNumber(std::string_view s)
+// A decimal number of at most 9 digits (no sign, no spaces), or -1.  Not an
+// optional: built for size, gcc reads an empty optional's payload while it
+// checks both ends of a range, and valgrind reports that read.
+int parseSmallNumber(std::string_view s)
 {
 	if (s.empty() || s.size() > 9)
-		return std::nullopt;
+		return -1;
 	int n = 0;
 	for (char c : s) {
 		if (c < '0' || c > '9')
-			return std::nullopt;
+			return -1;
 		n = n * 10 + (c - '0');
 	}
 	return n;
@@ -71,12 +73,12 @@ Result<std::vector<int>> parseCpuList(std::string_view text)
 			end = list.size();
 		const std::string_view item(list.data() + start, end - start);
 		const size_t dash = item.find('-');
-		auto first = parseSmallNumber(item.substr(0, dash));
-		auto last = dash == std::string_view::npos ? first : parseSmallNumber(item.substr(dash + 1));
-		if (!first || !last || *first > *last || *last >= maxCpus ||
-		    cpus.size() + static_cast<size_t>(*last - *first) >= static_cast<size_t>(maxCpus))
+		const int first = parseSmallNumber(item.substr(0, dash));
+		const int last = dash == std::string_view::npos ? first : parseSmallNumber(item.substr(dash + 1));
+		if (first < 0 || last < first || last >= maxCpus ||
+		    cpus.size() + static_cast<size_t>(last - first) >= static_cast<size_t>(maxCpus))
 			return Error{-EINVAL, "bad CPU list '" + list + "' at '" + std::string(item) + "'"};
-		for (int cpu = *first; cpu <= *last; cpu++)
+		for (int cpu = first; cpu <= last; cpu++)
 			cpus.push_back(cpu);
 		start = end + 1;
 	}
